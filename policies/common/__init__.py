@@ -1,0 +1,1 @@
+"""Building blocks shared by policies: normaliser, encoders, modality registry, balance (OGM/OPM)."""
