@@ -227,6 +227,11 @@ class Policy(nn.Module):
     def optim_params(self):
         return [p for p in self.parameters() if p.requires_grad]
 
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser the generic trainer uses; policies override for param groups or schedules."""
+        return torch.optim.AdamW(self.optim_params(), lr=float(getattr(self.config, "lr", 1e-4)),
+                                 weight_decay=float(getattr(self.config, "weight_decay", 0.0)))
+
     @property
     def device(self) -> torch.device:
         for p in self.parameters():
@@ -258,7 +263,11 @@ class Policy(nn.Module):
             raise CheckpointError(f"{d / CONFIG_NAME} does not match {cls.config_class.__name__}: {e}") from e
         policy = cls(config)
         state = load_weights(d / WEIGHTS_NAME)
-        missing, unexpected = policy.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = policy.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches
+            raise CheckpointError(f"{d / WEIGHTS_NAME} does not fit {cls.__name__} built from its config: "
+                                  f"{str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}") from e
         if missing or unexpected:
             raise CheckpointError(f"{d / WEIGHTS_NAME} does not fit {cls.__name__}: "
                                   f"missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}")

@@ -38,7 +38,11 @@ def set_resolver(kind: str, fn: Callable[[str], None]) -> None:
 def config_class(kind: str, name: str) -> type:
     reg = _CONFIG_REGISTRY.setdefault(kind, {})
     if name not in reg and kind in _RESOLVERS:
-        _RESOLVERS[kind](name)
+        from policystack.errors import UnknownNameError
+        try:
+            _RESOLVERS[kind](name)
+        except UnknownNameError as e:
+            raise ConfigError(f"unknown {kind} type {name!r}: {e}") from e
     if name not in reg:
         raise ConfigError(f"unknown {kind} type {name!r}; known: {', '.join(sorted(reg)) or 'none'}")
     return reg[name]

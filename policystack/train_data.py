@@ -48,3 +48,37 @@ class ChunkDataset(torch.utils.data.Dataset):
         if self.with_task:
             out[K.TASK] = ep.task
         return out
+
+    def get_batch(self, indices) -> dict:
+        """A collated batch by vectorised indexing (much faster than collating __getitem__ samples)."""
+        idx = self.index[np.asarray(indices)]
+        by_ep: dict[int, list[int]] = {}
+        for row, e in enumerate(idx[:, 0]):
+            by_ep.setdefault(int(e), []).append(row)
+        n = len(idx)
+        out: dict = {}
+        pads = np.zeros((n, self.chunk), bool)
+        tasks = [""] * n
+        for e, rows in by_ep.items():
+            ep = self.episodes[e]
+            T = len(ep)
+            t = idx[rows, 1]
+            aidx = t[:, None] + np.arange(self.chunk)[None]
+            pads[rows] = aidx >= T
+            acts = ep.actions[np.minimum(aidx, T - 1)]
+            if K.ACTION not in out:
+                out[K.ACTION] = np.empty((n,) + acts.shape[1:], acts.dtype)
+            out[K.ACTION][rows] = acts
+            oidx = t if self.n_obs == 1 else np.clip(t[:, None] + np.arange(-self.n_obs + 1, 1)[None], 0, T - 1)
+            for k in self.obs_keys:
+                v = ep.obs[k][oidx]
+                if k not in out:
+                    out[k] = np.empty((n,) + v.shape[1:], v.dtype)
+                out[k][rows] = v
+            for r in rows:
+                tasks[r] = ep.task
+        batch = {k: torch.from_numpy(v) for k, v in out.items()}
+        batch["action_is_pad"] = torch.from_numpy(pads)
+        if self.with_task:
+            batch[K.TASK] = tasks
+        return batch

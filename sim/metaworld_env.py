@@ -10,6 +10,7 @@ different ``init_seed`` values give disjoint splits (demos use 1, evaluation 0 b
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -173,4 +174,10 @@ class MetaWorldEnv(gym.Env):
         """Meta-World's shipped scripted policy for this task: callable(state 39-D) -> action."""
         from metaworld.policies import ENV_POLICY_MAP
         pol = ENV_POLICY_MAP[self.task_name]()
-        return lambda state: np.clip(np.asarray(pol.get_action(np.asarray(state, np.float64)), np.float32), -1, 1)
+
+        def act(state: np.ndarray) -> np.ndarray:
+            with warnings.catch_warnings():  # "Constant(s) may be too high": the env clips anyway
+                warnings.simplefilter("ignore", UserWarning)
+                a = pol.get_action(np.asarray(state, np.float64))
+            return np.clip(np.asarray(a, np.float32), -1, 1)
+        return act

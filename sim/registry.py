@@ -43,6 +43,10 @@ def full_id(name: str) -> str:
     for c in cands:
         if c in gym.registry:
             return c
+    import re
+    if re.fullmatch(r"[a-z\-]+-v\d", name):  # looks like a Meta-World task: suggest from its names
+        from sim.metaworld_tasks import resolve_tasks
+        resolve_tasks(name)
     import difflib
     hint = difflib.get_close_matches(f"{NAMESPACE}/MetaWorld-{name}", list_envs(), n=3) or \
         difflib.get_close_matches(f"{NAMESPACE}/{name}", list_envs(), n=3)

@@ -1,0 +1,115 @@
+"""Configs: the dual encoder, its pretraining run, and the frozen-encoder LCBC probe policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from policies.base import PolicyConfig
+from policies.common.clip import CLIPConfig
+from policystack.config import register_config
+from policystack.errors import ConfigError
+
+VARIANTS = ("P", "T")
+
+
+@dataclass
+class EncoderConfig:
+    """The DecisionNCE dual encoder (φ image, ψ text), both emitting raw D-dim features.
+
+    ``clip`` holds the CLIP sizes (``CLIPConfig.rn50()`` for the paper's model). ``text_tower``:
+    ``clip`` = CLIP's text transformer (tokenizer ``bpe`` needs ``bpe_path``; ``hash`` needs no
+    vocabulary file); ``minilm`` = the offline all-MiniLM-L6-v2 sentence encoder (frozen) followed by
+    a trained linear projection to D, a CPU-friendly alternative for the small configuration.
+    """
+
+    clip: CLIPConfig = field(default_factory=CLIPConfig.small)
+    text_tower: Literal["clip", "minilm"] = "clip"
+    tokenizer: Literal["hash", "bpe"] = "hash"
+    bpe_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.text_tower not in ("clip", "minilm"):
+            raise ConfigError(f"text_tower must be 'clip' or 'minilm', got {self.text_tower!r}")
+        if self.tokenizer not in ("hash", "bpe"):
+            raise ConfigError(f"tokenizer must be 'hash' or 'bpe', got {self.tokenizer!r}")
+        if self.text_tower == "clip" and self.tokenizer == "bpe" and not self.bpe_path:
+            raise ConfigError("tokenizer='bpe' needs bpe_path (CLIP's bpe_simple_vocab_16e6.txt.gz)")
+
+    @classmethod
+    def rn50(cls, bpe_path: str | None = None) -> "EncoderConfig":
+        """The paper's encoder: CLIP RN50, D = 1024, CLIP BPE tokenizer."""
+        return cls(clip=CLIPConfig.rn50(), text_tower="clip", tokenizer="bpe" if bpe_path else "hash",
+                   bpe_path=bpe_path)
+
+
+@register_config("pretrain", "decisionnce")
+@dataclass
+class PretrainConfig:
+    """DecisionNCE pretraining (spec §1.3-1.5). Defaults are the CPU-sized run; paper values noted."""
+
+    data: tuple[str, ...] = ()               # HDF5 episode files or folders of them
+    image_key: str = "observation.images.corner2"
+    holdout: tuple[str, ...] = ()            # task names (file stems) or instructions kept out of training
+    episodes_per_task: int | None = None     # use only the first N episodes of each file (rest: evaluation)
+    out_dir: str = "runs/decisionnce"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    init_from: str | None = None             # OpenAI CLIP weights or a DecisionNCE checkpoint (strict)
+    variant: Literal["P", "T"] = "T"
+    num_frames: int = 2
+    batch_size: int = 16                     # per process (paper: 16 per GPU, no all-gather)
+    steps: int = 2000                        # paper: 20k iterations
+    lr: float = 3e-4                         # paper: 1e-5 constant (fine-tuning CLIP); higher from scratch
+    weight_decay: float = 1e-3               # coupled L2, not on biases / norm parameters
+    adam_eps: float = 1e-6
+    warmup_steps: int = 0
+    logit_scale: float = 100.0
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    brightness: float = 0.5
+    freeze_text: bool = False                # Robo-MUTUAL's encoder froze the text tower
+    log_every: int = 50
+    save_every: int = 500
+    seed: int = 0
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant must be 'P' or 'T', got {self.variant!r}")
+        if self.num_frames < 2:
+            raise ConfigError("num_frames must be >= 2 (a segment has a start and an end)")
+        if self.variant == "P" and self.num_frames % 2:
+            raise ConfigError("variant P pairs the first and second halves of the frames: num_frames must be even")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size must be >= 2 (in-batch negatives)")
+        if self.steps < 0 or self.lr <= 0:
+            raise ConfigError("steps must be >= 0 and lr > 0")
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ConfigError(f"crop_scale {self.crop_scale} must satisfy 0 < lo <= hi <= 1")
+
+
+@register_config("policy", "decisionnce")
+@dataclass
+class DecisionNCEConfig(PolicyConfig):
+    """Language-conditioned BC probe on frozen DecisionNCE features (spec §1.7 / §4.1.6).
+
+    Input to the MLP: [φ(o_t), ψ(l), state] -> chunk of actions, MSE. ``encoder_path`` is a saved
+    encoder (``DualEncoder.save``); without it the frozen encoder is randomly initialised from
+    ``encoder`` with ``encoder_seed`` (the baseline of the probe experiment).
+    """
+
+    encoder_path: str | None = None
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    encoder_seed: int = 0
+    image_key: str | None = None             # default: the first image key of the input features
+    state_indices: tuple[int, ...] | None = None  # a subset of observation.state (None = all, () = none)
+    hidden_dims: tuple[int, ...] = (256, 256)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.hidden_dims:
+            raise ConfigError("hidden_dims must name at least one hidden layer")
+        if self.n_obs_steps != 1:
+            raise ConfigError("the DecisionNCE probe sees one frame (n_obs_steps=1)")

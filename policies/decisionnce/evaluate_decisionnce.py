@@ -1,0 +1,87 @@
+"""Representation checks on held-out trajectories (spec §4.2 "Learning"): segment<->instruction
+retrieval, the direction test, and the reward's Spearman correlation with time, per task."""
+
+from __future__ import annotations
+
+import logging
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from policies.decisionnce.encoder import DualEncoder
+from policies.decisionnce.rewards import embed_frames, potential, progress, segment_reward
+from policystack.dataset import Episode
+
+log = logging.getLogger(__name__)
+
+
+def _spearman(x: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+    if len(x) < 3 or np.allclose(x, x[0]):
+        return 0.0
+    return float(spearmanr(x, np.arange(len(x))).statistic)
+
+
+@torch.no_grad()
+def representation_metrics(encoder: DualEncoder, groups: Mapping[str, Sequence[Episode]], image_key: str,
+                           variant: str = "T", segments_per_episode: int = 20, text_rounds: int = 200,
+                           seed: int = 0) -> dict:
+    """Metrics over the instructions in ``groups`` (each its own class; chance = 1 / #instructions)."""
+    rng = np.random.default_rng(seed)
+    encoder.eval()
+    instructions = sorted(groups)
+    K = len(instructions)
+    U = encoder.encode_text(instructions)
+    vs, ve, lab = [], [], []
+    per_task: dict[str, dict] = {}
+    for k, inst in enumerate(instructions):
+        sp_pot, sp_prog = [], []
+        for ep in groups[inst]:
+            feats = embed_frames(encoder, ep.obs[image_key])
+            T = len(feats)
+            pairs = np.sort(np.stack([rng.choice(T, 2, replace=False) for _ in range(segments_per_episode)]), 1)
+            vs.append(feats[pairs[:, 0]])
+            ve.append(feats[pairs[:, 1]])
+            lab += [k] * len(pairs)
+            sp_pot.append(_spearman(potential(feats, U[k]).cpu().numpy()))
+            sp_prog.append(_spearman(progress(feats, U[k]).cpu().numpy()))
+        per_task[inst] = {"spearman_potential": float(np.mean(sp_pot)), "spearman_progress": float(np.mean(sp_prog)),
+                          "episodes": len(groups[inst]),
+                          "task_name": groups[inst][0].attrs.get("task_name", inst)}
+    v_s, v_e = torch.cat(vs), torch.cat(ve)
+    labels = torch.tensor(lab)
+    R = segment_reward(v_s[:, None], v_e[:, None], U[None], variant)          # (N, K)
+    seg2text = (R.argmax(1) == labels).float()
+    # instruction -> segment: per round one random segment per instruction, rank them per instruction
+    by_k = [torch.nonzero(labels == k).flatten().numpy() for k in range(K)]
+    hits = []
+    for _ in range(text_rounds):
+        pick = torch.tensor([int(rng.choice(ix)) for ix in by_k])
+        hits.append((R[pick].argmax(0) == torch.arange(K)).float().mean().item())
+    fwd = R[torch.arange(len(labels)), labels]
+    bwd = segment_reward(v_e, v_s, U[labels], variant)
+    direction = (fwd > bwd).float()
+    for k, inst in enumerate(instructions):
+        m = labels == k
+        per_task[inst].update(seg2text=float(seg2text[m].mean()), direction=float(direction[m].mean()))
+    return {"variant": variant, "n_instructions": K, "chance": 1.0 / K, "n_segments": int(len(labels)),
+            "seg2text_top1": float(seg2text.mean()), "text2seg_top1": float(np.mean(hits)),
+            "direction": float(direction.mean()),
+            "spearman_potential": float(np.mean([v["spearman_potential"] for v in per_task.values()])),
+            "spearman_progress": float(np.mean([v["spearman_progress"] for v in per_task.values()])),
+            "per_task": per_task}
+
+
+@torch.no_grad()
+def reward_curves(encoder: DualEncoder, episode: Episode, image_key: str, instructions: Sequence[str]) -> dict:
+    """Per-frame potential and o_0->o_t progress of one trajectory under several instructions (for plots)."""
+    feats = embed_frames(encoder, episode.obs[image_key])
+    U = encoder.encode_text(list(instructions))
+    return {inst: {"potential": potential(feats, U[i]).cpu().numpy(), "progress": progress(feats, U[i]).cpu().numpy()}
+            for i, inst in enumerate(instructions)}
+
+
+def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()

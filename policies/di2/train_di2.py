@@ -1,0 +1,279 @@
+"""DI² training: the stages in order, one checkpoint per stage, resumable mid-stage.
+
+    rgb   base RGB policy (stands in for the pre-trained RoboFlamingo; evaluated alone it is "RGB-RF")
+    rgbd  stage 0: + depth branch, RGB-D fine-tune ("RGB-D-RF"); RGB conv encoder and LM blocks frozen
+    dcm   stage 1: Depth Completion Module, MSE to frozen depth tokens; only the DCM learns
+    dac   stage 2: Depth-Aware Codebook fitted on frozen GT depth tokens; only the codebook learns
+    di2   stage 3: fusion + LSTM head fine-tuned on quantised GT depth tokens; everything visual frozen
+
+Layout: ``<run>/train_config.json``, ``<run>/stages/<stage>/pretrained`` (final, with
+``metrics.json``), ``<run>/stages/<stage>/last/{pretrained,train_state.pt}`` (periodic, for resume).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from policystack import config as cfgmod
+from policystack import keys as K
+from policystack.checkpoint import (WEIGHTS_NAME, atomic_torch_save, atomic_write_text, load_train_state,
+                                    load_weights)
+from policystack.config import ConfigError
+from policystack.dataset import compute_stats, features_of
+from policystack.errors import CheckpointError
+from policies.base import make_policy
+from policies.di2 import modeling_di2 as M
+from policies.di2.configuration_di2 import STAGES, DI2Config
+from policies.di2.data import WindowData, load_episodes, split_episodes
+from policies.di2.modeling_di2 import DI2Policy
+
+log = logging.getLogger(__name__)
+
+# per stage: trainable parameter prefixes, depth source used for training, depth source saved for use
+STAGE_PLAN = {
+    "rgb": (M.RGB_ENCODER + M.RGB_RESAMPLER + M.LM_BLOCKS + M.POLICY_HEAD, "none", "none"),
+    "rgbd": (M.RGB_RESAMPLER + M.DEPTH_BRANCH + M.POLICY_HEAD, "gt", "gt"),
+    "dcm": (M.DCM, None, "dcm"),
+    "dac": (M.CODEBOOK, None, "gt_vq"),
+    "di2": (M.POLICY_HEAD, "gt_vq", "dcm_vq"),
+}
+
+
+@dataclass
+class DI2TrainConfig:
+    dataset: tuple[str, ...] = ()        # HDF5 episode files (one per task is typical)
+    output_dir: str = "outputs/di2"
+    policy: DI2Config = field(default_factory=DI2Config)
+    stages: tuple[str, ...] = STAGES     # a prefix of rgb, rgbd, dcm, dac, di2
+    seed: int = 0
+    batch_size: int = 16
+    steps_rgb: int = 1500
+    steps_rgbd: int = 1000
+    steps_dcm: int = 600
+    steps_dac: int = 300
+    steps_di2: int = 600
+    lr: float = 3e-4                     # AdamW, constant after warm-up (paper: 1e-4, warm-up 5000)
+    warmup_steps: int = 100
+    xattn_weight_decay: float = 0.1      # only on gated cross-attention weights, as the paper
+    dac_lr: float = 3e-4                 # stage 2: Adam(amsgrad)
+    grad_clip: float = 1.0
+    val_every: int = 10                  # hold out every n-th episode per task for stage metrics
+    eval_interval: int = 100             # held-out metric every n steps (dcm/dac stages)
+    save_every: int = 200
+    limit_episodes: int | None = None    # per file
+    num_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if tuple(self.stages) != STAGES[: len(self.stages)] or not self.stages:
+            raise ConfigError(f"stages must be a non-empty prefix of {STAGES}, got {self.stages}")
+        if self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("batch_size must be >= 1 and lr > 0")
+        for s in STAGES:
+            if getattr(self, f"steps_{s}") < 0:
+                raise ConfigError(f"steps_{s} must be >= 0")
+
+    def steps(self, stage: str) -> int:
+        return int(getattr(self, f"steps_{stage}"))
+
+
+def _optimizer(policy: DI2Policy, stage: str, cfg: DI2TrainConfig) -> torch.optim.Optimizer:
+    params = [(n, p) for n, p in policy.named_parameters() if p.requires_grad]
+    if stage == "dac":
+        return torch.optim.Adam([p for _, p in params], lr=cfg.dac_lr, amsgrad=True)
+    decay = [p for n, p in params if n.startswith("fusion.xattn") and p.dim() >= 2]
+    other = [p for n, p in params if not (n.startswith("fusion.xattn") and p.dim() >= 2)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.xattn_weight_decay},
+                              {"params": other, "weight_decay": 0.0}], lr=cfg.lr)
+
+
+def _lr_at(step: int, cfg: DI2TrainConfig) -> float:
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+
+
+class StageRunner:
+    """Trains one model through the stages; each stage starts from the weights the previous one left."""
+
+    def __init__(self, cfg: DI2TrainConfig):
+        if not cfg.dataset:
+            raise ConfigError("di2 training needs dataset=<file.hdf5>[,<file2.hdf5>...]")
+        self.cfg = cfg
+        self.run_dir = Path(cfg.output_dir)
+        torch.set_num_threads(cfg.num_threads)
+        pcfg = cfg.policy
+        episodes = load_episodes(cfg.dataset, pcfg.cameras, with_depth=True, limit=cfg.limit_episodes)
+        train_eps, val_eps = split_episodes(episodes, cfg.val_every)
+        log.info("di2: %d train / %d held-out episodes, %d frames", len(train_eps), len(val_eps),
+                 sum(map(len, train_eps)))
+        self.train = WindowData(train_eps, pcfg.cameras, pcfg.window, with_depth=True)
+        self.val = WindowData(val_eps, pcfg.cameras, pcfg.window, with_depth=True) if val_eps else None
+        features = features_of(episodes)
+        stats = compute_stats(train_eps, [K.ACTION])
+        torch.manual_seed(cfg.seed)
+        self.policy: DI2Policy = make_policy(dataclasses.replace(pcfg, depth_source="gt"), features, stats)
+
+    # ----- persistence ------------------------------------------------------------------------
+    def stage_dir(self, stage: str) -> Path:
+        return self.run_dir / "stages" / stage
+
+    def _load_into_policy(self, pretrained: Path) -> None:
+        state = load_weights(pretrained / WEIGHTS_NAME)
+        missing, unexpected = self.policy.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{pretrained} does not fit this DI² model: missing {list(missing)[:4]}, "
+                                  f"unexpected {list(unexpected)[:4]} (was it trained with another config?)")
+
+    def _save_partial(self, stage: str, step: int, opt, gen: torch.Generator, history: list) -> None:
+        d = self.stage_dir(stage) / "last"
+        self.policy.save_pretrained(d / "pretrained")
+        atomic_torch_save({"step": step, "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                           "torch_rng": torch.get_rng_state(), "history": history}, d / "train_state.pt")
+
+    # ----- the loop -----------------------------------------------------------------------------
+    def run(self) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg_file = self.run_dir / "train_config.json"
+        if cfg_file.exists():
+            old = json.loads(cfg_file.read_text())
+            new = cfgmod.to_dict(self.cfg)
+            if {k: v for k, v in old.items() if k != "stages"} != {k: v for k, v in new.items() if k != "stages"}:
+                raise ConfigError(f"{self.run_dir} holds a run with a different config; use another output_dir")
+        cfgmod.save_json(self.cfg, cfg_file)
+        for stage in self.cfg.stages:
+            final = self.stage_dir(stage) / "pretrained"
+            if (final / "metrics.json").is_file():
+                log.info("di2: stage %s already done, loading %s", stage, final)
+                self._load_into_policy(final)
+                continue
+            self.run_stage(stage)
+        return self.run_dir
+
+    def run_stage(self, stage: str) -> dict:
+        cfg, policy = self.cfg, self.policy
+        prefixes, train_source, saved_source = STAGE_PLAN[stage]
+        names = policy.set_trainable(prefixes)
+        if train_source is not None:
+            policy.set_depth_source(train_source, stage=stage)
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + STAGES.index(stage))
+        opt = _optimizer(policy, stage, cfg)
+        step, history = 0, []
+        partial = self.stage_dir(stage) / "last"
+        if (partial / "train_state.pt").is_file():
+            self._load_into_policy(partial / "pretrained")
+            st = load_train_state(partial / "train_state.pt")
+            opt.load_state_dict(st["optimizer"])
+            gen.set_state(st["generator"])
+            torch.set_rng_state(st["torch_rng"])
+            step, history = int(st["step"]), list(st["history"])
+            log.info("di2: resuming stage %s at step %d", stage, step)
+        n_steps = cfg.steps(stage)
+        log.info("di2 stage %s: %d steps, %d trainable tensors", stage, n_steps, len(names))
+        baseline = self.mean_token_baseline() if stage == "dcm" and self.val is not None else None
+        t0 = time.time()
+        bar = tqdm(total=n_steps, initial=step, desc=f"di2 {stage}", leave=False, mininterval=5)
+        while step < n_steps:
+            policy.train()
+            batch = self.train.sample(cfg.batch_size, gen)
+            if stage != "dac":
+                for g in opt.param_groups:
+                    g["lr"] = _lr_at(step, cfg)
+            loss, logs = self.objective(stage, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_([p for p in policy.parameters() if p.requires_grad], cfg.grad_clip)
+            opt.step()
+            step += 1
+            bar.update(1)
+            rec = {"step": step, **logs}
+            if stage in ("dcm", "dac") and self.val is not None and (step % cfg.eval_interval == 0
+                                                                       or step == n_steps):
+                rec.update(self.heldout(stage))
+            history.append(rec)
+            if step % cfg.save_every == 0 and step < n_steps:
+                self._save_partial(stage, step, opt, gen, history)
+        bar.close()
+        policy.set_trainable(())
+        metrics = {"stage": stage, "steps": n_steps, "seconds": round(time.time() - t0, 1), "history": history}
+        if baseline is not None:
+            metrics["mean_token_baseline_mse"] = baseline
+        if stage in ("rgb", "rgbd", "di2") and self.val is not None:
+            metrics["heldout_action_loss"] = self.heldout_action_loss(train_source)
+        policy.set_depth_source(saved_source, stage=stage)
+        final = self.stage_dir(stage) / "pretrained"
+        policy.save_pretrained(final)
+        atomic_write_text(final / "metrics.json", json.dumps(metrics, indent=1))
+        shutil.rmtree(partial, ignore_errors=True)  # the final checkpoint supersedes the periodic one
+        log.info("di2 stage %s done in %.0fs: %s", stage, metrics["seconds"],
+                 {k: v for k, v in history[-1].items() if k != "step"} if history else {})
+        return metrics
+
+    def objective(self, stage: str, batch: dict):
+        if stage == "dcm":
+            return self.policy.dcm_loss(batch)
+        if stage == "dac":
+            return self.policy.dac_loss(batch, update=True)
+        return self.policy.action_loss(batch)
+
+    # ----- held-out metrics ------------------------------------------------------------------
+    @torch.no_grad()
+    def mean_token_baseline(self) -> float:
+        """Held-out MSE of predicting the training-set mean depth token (per camera, per position)."""
+        self.policy.eval()
+        sums, n = None, 0
+        for batch in self.train.iter_eval(64, max_batches=20, stride=7):
+            pairs = self.policy.token_targets(batch, augment=False)
+            d = torch.stack([dt.sum(0) for _, dt in pairs])
+            sums = d if sums is None else sums + d
+            n += pairs[0][1].shape[0]
+        mean = sums / n
+        errs = []
+        for batch in self.val.iter_eval(64, max_batches=20, stride=3):
+            pairs = self.policy.token_targets(batch, augment=False)
+            errs.append(torch.stack([F.mse_loss(mean[i].expand_as(dt), dt) for i, (_, dt) in enumerate(pairs)]).mean())
+        return float(torch.stack(errs).mean())
+
+    @torch.no_grad()
+    def heldout(self, stage: str) -> dict:
+        """dcm: held-out MSE(DCM(R), D). dac: perplexity, MSE before/after quantisation, code agreement."""
+        policy = self.policy
+        policy.eval()
+        out: dict[str, list] = {}
+        for batch in self.val.iter_eval(64, max_batches=10, stride=3):
+            for r, d in policy.token_targets(batch, augment=False):
+                pred = policy.dcm(r)
+                out.setdefault("val_dcm_mse", []).append(float(F.mse_loss(pred, d)))
+                if stage == "dac":
+                    qd, qp = policy.codebook.quantize(d), policy.codebook.quantize(pred)
+                    idx_d, _ = policy.codebook.lookup(d.reshape(-1, d.shape[-1]))
+                    idx_p, _ = policy.codebook.lookup(pred.reshape(-1, d.shape[-1]))
+                    out.setdefault("val_before_error", []).append(float(F.mse_loss(d, pred)))
+                    out.setdefault("val_after_error", []).append(float(F.mse_loss(qd, qp)))
+                    out.setdefault("val_quant_mse", []).append(float(F.mse_loss(qd, d)))
+                    out.setdefault("val_code_agreement", []).append(float((idx_d == idx_p).float().mean()))
+                    out.setdefault("val_perplexity", []).append(
+                        policy.codebook.perplexity_of(idx_d, policy.codebook.n_codes))
+        return {k: float(np.mean(v)) for k, v in out.items()}
+
+    @torch.no_grad()
+    def heldout_action_loss(self, source: str) -> float:
+        self.policy.eval()
+        losses = [self.policy.action_loss(b, source)[1]["loss"]
+                  for b in self.val.iter_eval(32, max_batches=10, stride=5)]
+        return float(np.mean(losses)) if losses else math.nan
+
+
+def train(cfg: DI2TrainConfig) -> Path:
+    """Run every stage in ``cfg.stages`` (skipping finished ones, resuming a partial one)."""
+    return StageRunner(cfg).run()

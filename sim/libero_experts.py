@@ -1,0 +1,411 @@
+"""Scripted waypoint experts for LIBERO, driven by object poses read from the simulator.
+
+An expert is a list of phases (move above, descend, close, lift, carry, lower, release, ...); each phase
+servoes the end effector to a target with LIBERO's OSC_POSE delta action (position error / 5 cm per
+unit, world-frame rotation vector / 0.5 rad per unit) and ends when the target is reached or its step
+cap runs out. Grasps are chosen from the objects' collision geometry: a top grasp across the narrow
+horizontal side at a height set by the object's size, or a rim grasp for bowls (one finger inside, one
+outside). A grasp that did not lift the object is retried from the start (twice at most).
+
+Coverage (``expert_for`` returns None elsewhere): every libero_object task; every libero_spatial task
+(bowl rim grasps); libero_goal pick-and-place tasks (bowl/cream cheese/wine bottle onto the stove, the
+plate, the bowl, the cabinet), opening the middle drawer and turning on the stove; libero_90/libero_10
+tasks whose goal is a single ``on``/``in`` of one movable object.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sim.libero_env import LiberoEnv
+
+log = logging.getLogger(__name__)
+
+POS_SCALE = 0.05   # metres per unit action (OSC_POSE output_max)
+ROT_SCALE = 0.5    # radians per unit action
+DOWN = np.array([0.0, 0.0, -1.0])
+
+
+# ----- scene geometry ------------------------------------------------------------------------
+class Scene:
+    """Read-only geometry of a LIBERO scene: end effector, object boxes, region sites."""
+
+    def __init__(self, env: "LiberoEnv"):
+        self.env = env
+        self.rs = env.raw_env.env                      # robosuite env
+        self.m = self.rs.sim.model._model
+        self.d = self.rs.sim.data._data
+        robot = self.rs.robots[0]
+        self.eef_site = robot.eef_site_id
+        self.finger_joints = [self.m.joint(f"gripper0_finger_joint{i}").id for i in (1, 2)]
+        self._subtree: dict[int, np.ndarray] = {}
+
+    # robot
+    @property
+    def eef(self) -> np.ndarray:
+        return self.d.site_xpos[self.eef_site].copy()
+
+    @property
+    def eef_mat(self) -> np.ndarray:
+        return self.d.site_xmat[self.eef_site].reshape(3, 3).copy()
+
+    @property
+    def finger_axis(self) -> np.ndarray:
+        return self.d.xaxis[self.finger_joints[0]].copy()
+
+    @property
+    def gripper_width(self) -> float:
+        q = [self.d.qpos[self.m.jnt_qposadr[j]] for j in self.finger_joints]
+        return float(abs(q[0] - q[1]))
+
+    # objects
+    def body(self, name: str) -> int:
+        return int(self.rs.obj_body_id[name])
+
+    def _geoms(self, name: str) -> np.ndarray:
+        root = self.body(name)
+        if root not in self._subtree:
+            bodies = {root}
+            for b in range(root + 1, self.m.nbody):   # children come after parents in MuJoCo
+                if self.m.body_parentid[b] in bodies:
+                    bodies.add(b)
+            collide = (self.m.geom_contype != 0) | (self.m.geom_conaffinity != 0)
+            self._subtree[root] = np.flatnonzero(np.isin(self.m.geom_bodyid, list(bodies)) & collide)
+        return self._subtree[root]
+
+    def aabb(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """World-frame axis-aligned box around the body's collision geoms."""
+        lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+        for g in self._geoms(name):
+            R = self.d.geom_xmat[g].reshape(3, 3)
+            c = self.d.geom_xpos[g] + R @ self.m.geom_aabb[g, :3]
+            e = np.abs(R) @ self.m.geom_aabb[g, 3:]
+            lo, hi = np.minimum(lo, c - e), np.maximum(hi, c + e)
+        return lo, hi
+
+    def center(self, name: str) -> np.ndarray:
+        lo, hi = self.aabb(name)
+        return (lo + hi) / 2
+
+    def horizontal_axes(self, name: str) -> tuple[np.ndarray, float, float]:
+        """(narrow horizontal direction, narrow extent, wide extent) from the box in the body's own frame."""
+        b = self.body(name)
+        Rb = self.d.xmat[b].reshape(3, 3)
+        lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+        for g in self._geoms(name):
+            Rg = Rb.T @ self.d.geom_xmat[g].reshape(3, 3)
+            c = Rb.T @ (self.d.geom_xpos[g] - self.d.xpos[b]) + Rg @ self.m.geom_aabb[g, :3]
+            e = np.abs(Rg) @ self.m.geom_aabb[g, 3:]
+            lo, hi = np.minimum(lo, c - e), np.maximum(hi, c + e)
+        ext = hi - lo
+        vertical = int(np.argmax(np.abs(Rb[2])))           # body axis closest to world z
+        h = [i for i in range(3) if i != vertical]
+        narrow, wide = (h[0], h[1]) if ext[h[0]] <= ext[h[1]] else (h[1], h[0])
+        axis = Rb[:, narrow].copy()
+        axis[2] = 0.0
+        n = np.linalg.norm(axis)
+        axis = axis / n if n > 1e-6 else np.array([1.0, 0.0, 0.0])
+        return axis, float(ext[narrow]), float(ext[wide])
+
+    def obstacles(self, exclude: tuple[str, ...] = ()) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self.aabb(n) for n in self.rs.obj_body_id if n not in exclude]
+
+    # regions (BDDL sites such as flat_stove_1_cook_region)
+    def site(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        sid = self.m.site(name).id
+        return self.d.site_xpos[sid].copy(), self.m.site_size[sid].copy()
+
+    def joint_qpos(self, name: str) -> float:
+        return float(self.d.qpos[self.m.jnt_qposadr[self.m.joint(name).id]])
+
+
+# ----- servoing ------------------------------------------------------------------------------
+@dataclass
+class Phase:
+    name: str
+    pos: Callable[[], np.ndarray] | None        # end-effector target (world), re-evaluated every step
+    grip: float = -1.0                          # -1 open, +1 close
+    axis: Callable[[], np.ndarray] | None = None  # wanted finger axis (horizontal); None keeps the current
+    tol: float = 0.01
+    max_steps: int = 60
+    min_steps: int = 0
+    speed: float = 1.0                          # cap on the position action's norm
+    check: Callable[[], bool] | None = None     # at the end: False -> the grasp failed, restart the plan
+    on_end: Callable[[], None] | None = None
+
+
+def _target_rotation(scene: Scene, axis: np.ndarray) -> np.ndarray:
+    """Gripper pointing down with its fingers closing along ``axis`` (the sign giving the smaller turn)."""
+    R = scene.eef_mat
+    z_local = R.T @ DOWN                         # approach axis in the hand frame (nearly constant)
+    f_local = R.T @ scene.finger_axis
+    f_local = f_local - z_local * (f_local @ z_local)
+    f_local /= np.linalg.norm(f_local)
+    src = np.stack([f_local, z_local, np.cross(f_local, z_local)], 1)
+    best, best_angle = None, np.inf
+    for u in (axis, -axis):
+        dst = np.stack([u, DOWN, np.cross(u, DOWN)], 1)
+        Rt = dst @ src.T
+        angle = np.linalg.norm(Rotation.from_matrix(Rt @ R.T).as_rotvec())
+        if angle < best_angle:
+            best, best_angle = Rt, angle
+    return best
+
+
+def servo(scene: Scene, pos: np.ndarray | None, axis: np.ndarray | None, grip: float, speed: float = 1.0,
+          kp: float = 1.0, kr: float = 1.0) -> np.ndarray:
+    a = np.zeros(7)
+    if pos is not None:
+        v = kp * (np.asarray(pos) - scene.eef) / POS_SCALE
+        n = np.linalg.norm(v)
+        if n > speed:
+            v *= speed / n
+        a[:3] = v
+    if axis is not None:
+        Rt = _target_rotation(scene, np.asarray(axis, float))
+    else:  # keep pointing down, keep the yaw
+        f = scene.finger_axis
+        f[2] = 0.0
+        Rt = _target_rotation(scene, f / max(np.linalg.norm(f), 1e-9))
+    rv = Rotation.from_matrix(Rt @ scene.eef_mat.T).as_rotvec()
+    a[3:6] = np.clip(kr * rv / ROT_SCALE, -1, 1)
+    a[6] = grip
+    return np.clip(a, -1, 1).astype(np.float32)
+
+
+class WaypointExpert:
+    """callable(obs) -> action; restarts its plan at every env reset (``env.episode_id``)."""
+
+    def __init__(self, env: "LiberoEnv", builder: Callable[[Scene, dict], list[Phase]], max_retries: int = 2):
+        self.env = env
+        self.builder = builder
+        self.max_retries = max_retries
+        self._episode = None
+
+    def reset(self) -> None:
+        self.scene = Scene(self.env)
+        self.mem: dict = {}
+        self.retries = 0
+        self._start()
+
+    def _start(self) -> None:
+        self.phases = self.builder(self.scene, self.mem)
+        self.i = 0
+        self.k = 0
+
+    @property
+    def phase(self) -> str:
+        return self.phases[self.i].name if self.i < len(self.phases) else "done"
+
+    def __call__(self, obs=None) -> np.ndarray:
+        if self._episode != self.env.episode_id:
+            self._episode = self.env.episode_id
+            self.reset()
+        while self.i < len(self.phases):
+            p = self.phases[self.i]
+            target = p.pos() if p.pos is not None else None
+            reached = target is None or np.linalg.norm(target - self.scene.eef) < p.tol
+            if (self.k >= p.min_steps and reached) or self.k >= p.max_steps:
+                if p.on_end is not None:
+                    p.on_end()
+                if p.check is not None and not p.check():
+                    if self.retries < self.max_retries:
+                        self.retries += 1
+                        log.debug("grasp failed in phase %s; retry %d", p.name, self.retries)
+                        self.mem["retry"] = self.retries
+                        self._start()
+                        continue
+                self.i += 1
+                self.k = 0
+                continue
+            self.k += 1
+            axis = p.axis() if p.axis is not None else None
+            return servo(self.scene, target, axis, p.grip, p.speed)
+        # plan finished: hold still with the last gripper command
+        last = self.phases[-1].grip if self.phases else -1.0
+        return np.array([0, 0, 0, 0, 0, 0, last], np.float32)
+
+
+# ----- grasps and plans ----------------------------------------------------------------------
+@dataclass
+class Grasp:
+    pos: np.ndarray        # grip-site target
+    axis: np.ndarray       # finger closing direction (horizontal)
+    approach: float = 0.10  # height of the pre-grasp point above pos
+
+
+def top_grasp(s: Scene, obj: str) -> Grasp:
+    """Across the narrow horizontal side, at mid-height for short objects, 4.5 cm below the top for tall."""
+    lo, hi = s.aabb(obj)
+    c = (lo + hi) / 2
+    h = hi[2] - lo[2]
+    axis, narrow, wide = s.horizontal_axes(obj)
+    if narrow > 0.075 and wide > narrow:  # wider than the open gripper: try the other side anyway
+        axis = np.array([-axis[1], axis[0], 0.0])
+    z = max(hi[2] - min(0.045, 0.5 * h), lo[2] + 0.008)
+    return Grasp(np.array([c[0], c[1], z]), axis)
+
+
+def rim_grasp(s: Scene, obj: str, prefer: np.ndarray | None = None) -> Grasp:
+    """Pinch a bowl's wall: fingers radial, one inside and one outside, at the side with most clearance."""
+    lo, hi = s.aabb(obj)
+    c = (lo + hi) / 2
+    r = 0.5 * min(hi[0] - lo[0], hi[1] - lo[1]) - 0.012   # a bit inside the outer rim (wall thickness)
+    others = s.obstacles(exclude=(obj,))
+    best, best_score = None, -np.inf
+    for ang in np.linspace(0, 2 * np.pi, 16, endpoint=False):
+        u = np.array([np.cos(ang), np.sin(ang), 0.0])
+        p = c + r * u
+        clear = min([_xy_distance(p, olo, ohi) for olo, ohi in others if ohi[2] > hi[2] - 0.06] + [0.3])
+        score = min(clear, 0.08) + 0.02 * (u @ (prefer if prefer is not None else np.array([-1.0, 0, 0])))
+        if score > best_score:
+            best, best_score = u, score
+    p = c + r * best
+    p[2] = hi[2] - 0.018
+    return Grasp(p, best, approach=0.08)
+
+
+def _xy_distance(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    d = np.maximum(np.maximum(lo[:2] - p[:2], 0), p[:2] - hi[:2])
+    return float(np.linalg.norm(d))
+
+
+def is_bowl(name: str) -> bool:
+    return "bowl" in name
+
+
+def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]], clearance: float = 0.02,
+                    carry: float = 0.06) -> Callable[[Scene, dict], list[Phase]]:
+    """Pick ``obj`` and release it with its bottom ``clearance`` above the surface at the place point.
+
+    ``place(scene) -> (xy of the object's centre, surface z)``.
+    """
+
+    def build(s: Scene, mem: dict) -> list[Phase]:
+        g = rim_grasp(s, obj) if is_bowl(obj) else top_grasp(s, obj)
+        lo0, hi0 = s.aabb(obj)
+        mem.update(bottom0=lo0[2], grasp=g)
+        above = g.pos + [0, 0, g.approach]
+        xy, surf = place(s)
+        lift_bottom = max(surf, lo0[2]) + carry   # carry height of the object's bottom
+
+        def record():
+            lo, hi = s.aabb(obj)
+            mem["offset"] = (lo + hi) / 2 - s.eef     # object centre relative to the grip site
+            mem["below"] = lo[2] - s.eef[2]           # object bottom relative to the grip site
+
+        def lifted() -> bool:
+            return s.aabb(obj)[0][2] > mem["bottom0"] + 0.02 and s.gripper_width > 0.004
+
+        def carry_target():
+            return np.array([xy[0] - mem["offset"][0], xy[1] - mem["offset"][1], lift_bottom - mem["below"]])
+
+        def release_target():
+            return np.array([xy[0] - mem["offset"][0], xy[1] - mem["offset"][1], surf + clearance - mem["below"]])
+
+        lift_z = g.pos[2] + (lift_bottom - lo0[2])
+        return [
+            Phase("approach", lambda: above, -1, lambda: g.axis, tol=0.012, max_steps=80),
+            Phase("descend", lambda: g.pos, -1, lambda: g.axis, tol=0.006, max_steps=40, speed=0.6),
+            Phase("close", lambda: g.pos, +1, lambda: g.axis, min_steps=9, max_steps=9),
+            Phase("lift", lambda: np.array([g.pos[0], g.pos[1], lift_z]), +1, tol=0.02, max_steps=50,
+                  on_end=record, check=lifted),
+            Phase("carry", carry_target, +1, tol=0.015, max_steps=80),
+            Phase("lower", release_target, +1, tol=0.008, max_steps=40, speed=0.5),
+            Phase("release", None, -1, min_steps=6, max_steps=6),
+            Phase("retreat", lambda: release_target() + [0, 0, 0.10], -1, tol=0.02, max_steps=30),
+        ]
+
+    return build
+
+
+def place_on_object(target: str) -> Callable[[Scene], tuple[np.ndarray, float]]:
+    def f(s: Scene):
+        lo, hi = s.aabb(target)
+        c = (lo + hi) / 2
+        return c[:2], hi[2]
+    return f
+
+
+def place_in_container(target: str, drop: float = 0.0) -> Callable[[Scene], tuple[np.ndarray, float]]:
+    """Release above the container's rim (the object drops in)."""
+    def f(s: Scene):
+        lo, hi = s.aabb(target)
+        c = (lo + hi) / 2
+        return c[:2], hi[2] + drop
+    return f
+
+
+def place_on_region(site: str, parent: str) -> Callable[[Scene], tuple[np.ndarray, float]]:
+    """The region site's centre; the surface is the parent's highest collision point inside the region."""
+    def f(s: Scene):
+        p, size = s.site(site)
+        surf = _surface_under(s, parent, p, max(min(size[0], size[1]), 0.02))
+        return p[:2], surf
+    return f
+
+
+def _surface_under(s: Scene, parent: str, p: np.ndarray, r: float) -> float:
+    """Top z of the parent's collision geoms whose boxes cover the point p (within r)."""
+    top = -np.inf
+    for g in s._geoms(parent):
+        R = s.d.geom_xmat[g].reshape(3, 3)
+        c = s.d.geom_xpos[g] + R @ s.m.geom_aabb[g, :3]
+        e = np.abs(R) @ s.m.geom_aabb[g, 3:]
+        if np.all(np.abs(p[:2] - c[:2]) <= e[:2] + 0.25 * r):
+            top = max(top, c[2] + e[2])
+    return float(top if np.isfinite(top) else p[2])
+
+
+# ----- task dispatch -------------------------------------------------------------------------
+def _goal(env: "LiberoEnv") -> list:
+    return [list(map(str, g)) for g in env.raw_env.env.parsed_problem["goal_state"]]
+
+
+def _plan_for_goal(env: "LiberoEnv", goal: list) -> Callable[[Scene, dict], list[Phase]] | None:
+    rs = env.raw_env.env
+    if len(goal) != 1:
+        return None
+    pred = goal[0][0].lower()
+    if pred in ("on", "in") and len(goal[0]) == 3:
+        obj, target = goal[0][1], goal[0][2]
+        if obj not in rs.objects_dict:
+            return None
+        if target in rs.obj_body_id:             # onto / into another object
+            if pred == "in" or "basket" in target or "tray" in target:
+                return pick_place_plan(obj, place_in_container(target))
+            return pick_place_plan(obj, place_on_object(target), clearance=0.01)
+        if target in rs.object_sites_dict:       # a region of a fixture or object
+            parent = rs.object_sites_dict[target].parent_name
+            if "contain_region" in target:       # e.g. basket_1_contain_region
+                return pick_place_plan(obj, place_in_container(parent))
+            if pred == "on":
+                return pick_place_plan(obj, place_on_region(target, parent), clearance=0.015)
+        return None
+    if pred == "open" and len(goal[0]) == 2:
+        from sim.libero_primitives import open_drawer_plan
+        return open_drawer_plan(goal[0][1])
+    if pred == "turnon" and len(goal[0]) == 2:
+        from sim.libero_primitives import turn_on_plan
+        return turn_on_plan(goal[0][1])
+    return None
+
+
+def expert_for(env: "LiberoEnv") -> WaypointExpert | None:
+    """The scripted expert for this env's task, or None when no script covers its goal."""
+    plan = _plan_for_goal(env, _goal(env))
+    return None if plan is None else WaypointExpert(env, plan)
+
+
+def make_expert(env: "LiberoEnv") -> WaypointExpert:
+    exp = expert_for(env)
+    if exp is None:
+        raise NotImplementedError(f"no scripted expert for {env.suite} task {env.task_index} "
+                                  f"({env.instruction!r}, goal {_goal(env)})")
+    return exp

@@ -1,0 +1,76 @@
+"""RealSense through the real rs.pipeline: a recording made here by rs.software_device + rs.recorder."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from sensors.errors import DeviceNotFoundError, StaleError
+from sensors.realsense import RealSenseCamera, list_realsense
+from sensors.virtual import read_index, realsense_depth_mm
+
+pytestmark = pytest.mark.sensors
+IMG, DEPTH = "observation.images.rgbd", "observation.depth.rgbd"
+
+
+def _drain(cam, timeout=2.0):
+    out = []
+    while True:
+        try:
+            out.append(cam.wait(timeout))
+        except StaleError:
+            return out
+
+
+def test_recording_plays_through_pipeline_aligned_in_metres(rs_recording):
+    with RealSenseCamera(name="rgbd", file=str(rs_recording), repeat=False, buffer_size=128) as cam:
+        assert cam.depth_scale == pytest.approx(0.001, rel=1e-6)
+        assert cam.intrinsics["width"] == 424 and cam.intrinsics["height"] == 240
+        assert cam.intrinsics["fx"] == pytest.approx(0.9 * 424, rel=1e-4)
+        feats = cam.features
+        _drain(cam)
+        ring = list(cam._ring._items)
+        assert cam.state == "ended"
+    assert feats[IMG].shape == (240, 424, 3) and feats[DEPTH].shape == (240, 424)
+    assert len(ring) >= 50, f"only {len(ring)} of 60 frames came back"
+    idx = [read_index(s.data[IMG]) for s in ring]
+    assert all(np.diff(idx) >= 1), "a duplicate or reordered colour frame was emitted"
+    matched = 0
+    for s, i in zip(ring, idx):
+        d = s.data[DEPTH]
+        assert d.dtype == np.float32 and d.shape == s.data[IMG].shape[:2], "depth not aligned to colour"
+        valid = d > 0  # rs.align leaves holes (0 = no data) where rounding maps no depth pixel
+        assert valid.mean() > 0.9, f"aligned depth of frame {i} is {1 - valid.mean():.0%} holes"
+        for j in (i, i + 1, i - 1):  # the syncer may pair a colour frame with a neighbouring depth frame
+            want = realsense_depth_mm(j, 424, 240).astype(np.float32) / 1000.0
+            if np.mean(np.abs(d - want)[valid] < 0.0015) > 0.99:  # metres, within 1.5 mm
+                matched += j == i
+                break
+        else:
+            pytest.fail(f"depth of colour frame {i} is not the injected depth in metres "
+                        f"(median {np.median(d):.4f} m, want {np.median(want):.4f} m)")
+    assert matched >= 0.8 * len(ring), "depth mostly paired with another frame's colour"
+    rate = (len(ring) - 1) / (ring[-1].t - ring[0].t)
+    assert abs(rate - 30) / 30 < 0.1, f"real-time playback at {rate:.1f} fps"
+
+
+def test_driver_paces_non_real_time_playback(rs_recording):
+    with RealSenseCamera(name="rgbd", file=str(rs_recording), real_time=False, fps=30, repeat=True,
+                         buffer_size=64) as cam:
+        time.sleep(1.2)
+        ring = list(cam._ring._items)
+    rate = (len(ring) - 1) / (ring[-1].t - ring[0].t)
+    assert abs(rate - 30) / 30 < 0.05, f"driver-paced playback at {rate:.1f} fps"
+
+
+def test_missing_device_or_recording_fails_fast_naming_it(tmp_path, rs):
+    if list_realsense():
+        pytest.skip("a real RealSense is connected")
+    for kw, named in (({"serial": "123456789"}, "123456789"), ({"file": str(tmp_path / "none.db3")}, "none.db3")):
+        t = time.monotonic()
+        with pytest.raises(DeviceNotFoundError) as e:
+            RealSenseCamera(name="wrist", **kw).open()
+        assert time.monotonic() - t < 1.0
+        assert named in str(e.value) and "'wrist'" in str(e.value)
