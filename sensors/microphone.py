@@ -5,9 +5,10 @@ Why not ``n / samplerate`` or PortAudio's ``inputBufferAdcTime`` (specs/sensors_
 - ``inputBufferAdcTime`` is in a different clock on each host API (monotonic, wall clock, JACK frames);
 - the sample clock drifts against CLOCK_MONOTONIC (PulseAudio 16 kHz ran at 15994 Hz, PipeWire at
   15932 Hz), so a nominal rate is 0.4 % off after a few seconds.
-Each callback adds an anchor (samples captured so far, time.monotonic() at the callback minus the
-stream's input latency); a least-squares line over the last ``fit_seconds`` of anchors maps any time
-to a sample position, and its slope is the measured sample rate.
+Each callback adds an anchor (samples captured so far, time.monotonic() at the callback); the slope
+of a least-squares line over the last ``fit_seconds`` of anchors is the measured sample rate, and the
+line is shifted down to pass under every anchor, since scheduling can delay a callback but never make
+it early. The line maps any time to a sample position and back.
 """
 
 from __future__ import annotations
@@ -63,6 +64,37 @@ def list_inputs() -> list[dict]:
             for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
 
 
+def _lower_slope(n: np.ndarray, t: np.ndarray, rounds: int = 2) -> float:
+    """Slope of t over n fitted to the earliest arrivals: least squares, then refits on the anchors at
+    or below the median residual, so callbacks delayed by a busy CPU do not tilt the line."""
+    keep = np.ones(len(n), bool)
+    b = a = 0.0
+    for _ in range(rounds + 1):
+        nk, tk = n[keep], t[keep]
+        nm, tm = nk.mean(), tk.mean()
+        b = float(((nk - nm) * (tk - tm)).sum() / ((nk - nm) ** 2).sum())
+        a = tm - b * nm
+        r = t - (a + b * n)
+        new = r <= np.median(r[keep])
+        if new.sum() < 8:
+            break
+        keep = new
+    return b
+
+
+def msbot_features(wave: np.ndarray, sample_rate: int, frontend=None):
+    """MS-Bot's audio input: resample to the frontend's rate (16 kHz), then
+    ``policies.common.audio.LogMelFrontend`` -> (channels, 6, 64, 48) for a 3 s window."""
+    try:
+        from policies.common.audio import LogMelFrontend, resample
+    except ImportError as e:
+        raise SensorError("log-mel features need policies/common/audio.py (LogMelFrontend)") from e
+    frontend = frontend or LogMelFrontend(sample_rate=16000, window_s=wave.shape[-1] / sample_rate)
+    if sample_rate != frontend.sample_rate:
+        wave = resample(wave, sample_rate, frontend.sample_rate)
+    return frontend(wave)
+
+
 @register_config("sensor", "microphone")
 @dataclass
 class MicrophoneConfig(SensorConfig):
@@ -75,7 +107,8 @@ class MicrophoneConfig(SensorConfig):
     latency: str = "low"  # PortAudio latency hint: "low", "high" or seconds as text
     fit_seconds: float = 5.0  # anchors used for the sample-index <-> time line fit
     stall_timeout: float = 0.5  # no callback for this long: the stream is dead, reopen it
-    input_delay: float | None = None  # capture -> callback delay (s); None: PortAudio's reported input latency
+    input_delay: float | None = 0.0  # capture of a block's last sample -> its callback (s); None: PortAudio's
+    # reported input latency (measured here: too large for PulseAudio, sound found 25 ms before it was played)
 
     def validate(self) -> None:
         super().validate()
@@ -202,15 +235,14 @@ class Microphone(Sensor):
         t_last = anchors[-1][1]
         pts = np.array([p for p in anchors if p[1] >= t_last - self.config.fit_seconds], np.float64)
         if len(pts) >= 8 and pts[-1, 1] - pts[0, 1] >= 0.5:
-            n, t = pts[:, 0], pts[:, 1]
-            nm, tm = n.mean(), t.mean()
-            b = float(((n - nm) * (t - tm)).sum() / ((n - nm) ** 2).sum())
+            b = _lower_slope(pts[:, 0], pts[:, 1])
             if not 0.9 * nominal < b < 1.1 * nominal:  # a burst/outage in the window: trust the nominal rate
                 b = nominal
-            a = float(tm - b * nm)
-        else:  # too few anchors for a fit yet: nominal rate through the newest anchor
+        else:  # too few anchors for a fit yet: the nominal rate
             b = nominal
-            a = float(anchors[-1][1] - b * anchors[-1][0])
+            pts = np.array(anchors[-8:], np.float64)
+        # scheduling only ever delays a callback: the line goes under every anchor (the earliest arrivals)
+        a = float(np.min(pts[:, 1] - b * pts[:, 0]))
         self._fit, self._fit_n = (a, b), self._n
         return self._fit
 
@@ -243,15 +275,8 @@ class Microphone(Sensor):
         return Sample(t=a + b * end, data={self.key: out}, seq=end, t_device=float(end))
 
     def log_mel(self, t: float, seconds: float = 3.0, frontend=None):
-        """Log-mel features of the audio ending at ``t`` through MS-Bot's frontend
-        (``policies.common.audio.LogMelFrontend``, 16 kHz, n_fft 400, hop 160, 64 mels)."""
-        if frontend is None:
-            try:
-                from policies.common.audio import LogMelFrontend
-            except ImportError as e:
-                raise SensorError("log-mel features need policies/common/audio.py (LogMelFrontend)") from e
-            frontend = LogMelFrontend(sample_rate=self.config.sample_rate)
-        return frontend(self.window(t, seconds).data[self.key])
+        """MS-Bot audio features of the ``seconds`` ending at ``t`` (see :func:`msbot_features`)."""
+        return msbot_features(self.window(t, seconds).data[self.key], self.config.sample_rate, frontend)
 
     # --- stream ---------------------------------------------------------------------------------------
     def _resolve(self, sd) -> int:

@@ -45,7 +45,8 @@ class RealSenseConfig(SensorConfig):
     fps: int = 30
     depth: bool = True  # also stream depth (observation.depth.<name>, metres)
     align: bool = True  # align depth to the colour camera (same H x W, colour intrinsics)
-    real_time: bool = True  # recordings: replay at the recorded timing (False: paced by the driver at fps)
+    real_time: bool = True  # recordings: replay at the recorded timing (False: paced by the driver)
+    pace: bool = True  # recordings with real_time=False: pace at the stream's fps (False: as fast as consumed)
     repeat: bool = True  # recordings: loop at the end
     frame_timeout: float = 1.0  # wait for one frameset (s); longer counts as a failed read
 
@@ -161,7 +162,7 @@ class RealSenseCamera(ThreadedSensor):
     def _read(self):
         rs = import_rs()
         c = self.config
-        if c.file and not c.real_time:  # the driver paces playback that runs as fast as it is consumed
+        if c.file and not c.real_time and c.pace:  # playback runs as fast as it is consumed: pace it
             due = self._t0 + self._k * self._period
             if due > time.monotonic():
                 self._stop.wait(due - time.monotonic())

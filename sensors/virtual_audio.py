@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -165,91 +164,45 @@ class PulseAudioVirtualMic:
 
 
 class SoxFeeder:
-    """A sox process that plays raw 16-bit audio from our pipe into the virtual sink, fed in real time.
+    """A sox process playing raw 16-bit audio from our pipe into the virtual sink.
 
-    Feeding paced 10 ms chunks keeps the queue short, so the moment a chunk is written is (up to the
-    player's small buffer) the moment it sounds: ``tone()`` returns that monotonic time.
+    Between sounds nothing is written, so the player idles (the keep-alive stream keeps the sink
+    running) and a sound written now starts after the player's small start-up buffer: ``play()``
+    returns the monotonic time the samples entered the pipe, the "known time" the tests compare
+    against. (Feeding continuous silence instead lets a backlog grow, because the sink's clock runs
+    ~0.2 % slower than CLOCK_MONOTONIC.)
     """
 
-    def __init__(self, mic: PulseAudioVirtualMic, rate: int | None = None, chunk_ms: int = 10):
+    def __init__(self, mic: PulseAudioVirtualMic, rate: int | None = None):
         self.mic, self.rate = mic, rate or mic.rate
-        self.chunk = self.rate * chunk_ms // 1000
-        self._pending: list[np.ndarray] = []
-        self._lock = threading.Lock()
-        self._written: list[tuple[int, float]] = []  # (first sample of a chunk, monotonic time written)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "SoxFeeder":
         if shutil.which("sox") is None:
             raise RuntimeError("sox is not installed (apt-get install sox)")
         self.proc = subprocess.Popen(
-            ["sox", "-q", "--buffer", str(2 * self.chunk), "-t", "raw", "-r", str(self.rate), "-e", "signed",
-             "-b", "16", "-c", "1", "-", "-t", "alsa", "pulse"],
-            env=self.mic.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._stop = threading.Event()
-        self._times: dict[int, float] = {}
-        self._thread = threading.Thread(target=self._run, daemon=True, name="sox-feeder")
-        self._thread.start()
+            ["sox", "-q", "--buffer", "320", "-t", "raw", "-r", str(self.rate), "-e", "signed", "-b", "16",
+             "-c", "1", "-", "-t", "alsa", "pulse"],
+            env=self.mic.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self
 
     def play(self, samples: np.ndarray) -> float:
-        """Queue float samples in [-1, 1]; returns the monotonic time their first chunk was written."""
-        ev = threading.Event()
-        box: list[float] = []
-        with self._lock:
-            self._pending.append((np.asarray(samples, np.float32), ev, box))
-        if not ev.wait(5.0):
+        """Write float samples in [-1, 1]; returns the monotonic time they were written."""
+        if self.proc is None or self.proc.poll() is not None:
             raise RuntimeError("sox feeder is not running")
-        return box[0]
+        pcm = np.clip(np.asarray(samples, np.float32) * 32767, -32768, 32767).astype(np.int16).tobytes()
+        t = time.monotonic()
+        self.proc.stdin.write(pcm)
+        self.proc.stdin.flush()
+        return t
 
     def tone(self, freq: float = 1000.0, seconds: float = 0.1, amp: float = 0.5) -> float:
         n = int(seconds * self.rate)
         return self.play(amp * np.sin(2 * np.pi * freq * np.arange(n) / self.rate))
 
-    def _run(self) -> None:
-        period = self.chunk / self.rate
-        silence = np.zeros(self.chunk, np.int16).tobytes()
-        t0, k = time.monotonic(), 0
-        queue: list[np.int16] = []
-        try:
-            while not self._stop.is_set():
-                with self._lock:
-                    jobs, self._pending = self._pending, []
-                for x, ev, box in jobs:
-                    pcm = np.clip(x * 32767, -32768, 32767).astype(np.int16)
-                    queue.append((pcm, ev, box))
-                if queue:
-                    pcm, ev, box = queue[0]
-                    data, rest = pcm[:self.chunk], pcm[self.chunk:]
-                    if len(data) < self.chunk:
-                        data = np.concatenate([data, np.zeros(self.chunk - len(data), np.int16)])
-                    t = time.monotonic()
-                    self.proc.stdin.write(data.tobytes())
-                    self.proc.stdin.flush()
-                    if not box:
-                        box.append(t)
-                        ev.set()
-                    if len(rest):
-                        queue[0] = (rest, ev, box)
-                    else:
-                        queue.pop(0)
-                else:
-                    self.proc.stdin.write(silence)
-                    self.proc.stdin.flush()
-                k += 1
-                left = t0 + k * period - time.monotonic()
-                if left > 0:
-                    self._stop.wait(left)
-                elif left < -0.1:
-                    t0, k = time.monotonic(), 0
-        except (BrokenPipeError, ValueError):
-            return
-
     def stop(self) -> None:
         if self.proc is None:
             return
-        self._stop.set()
-        self._thread.join(2.0)
         try:
             self.proc.stdin.close()
         except BrokenPipeError:

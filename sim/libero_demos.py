@@ -37,6 +37,7 @@ class Rollout:
     proprio: np.ndarray             # (T, 15) observation.state before each action
     success: bool
     language: str = ""
+    init_state: np.ndarray | None = None  # the state reset() started from (sampled init states)
     obs: dict[str, np.ndarray] = field(default_factory=dict)  # rendered camera obs, filled by render_rollouts
 
 
@@ -94,7 +95,7 @@ def collect_rollouts(suite: str, task_index: int, n_demos: int, init: str = "sam
             res.attempts += 1
             r = Rollout(suite, task_index, int(info["init_state_index"]), np.stack(states),
                         np.stack(actions).astype(np.float32), np.stack(proprio), bool(info["is_success"]),
-                        env.instruction)
+                        env.instruction, None if sampled is None else sampled[k])
             if r.success:
                 res.successes += 1
                 res.rollouts.append(r)
@@ -116,7 +117,7 @@ def _worker_init(single_thread_gl: bool) -> None:
 
 
 def _render_job(job: tuple) -> dict[str, np.ndarray]:
-    suite, task, cameras, image_size, depth, fast, states = job
+    suite, task, cameras, image_size, depth, fast, reset_options, states = job
     key = (suite, task, cameras, image_size, depth, fast)
     if _WORKER.get("key") != key:
         if _WORKER.get("env") is not None:
@@ -126,6 +127,7 @@ def _render_job(job: tuple) -> dict[str, np.ndarray]:
         env.reset()  # builds the simulator and the GL context in this process
         _WORKER.update(key=key, env=env)
     env = _WORKER["env"]
+    env.reset(options=reset_options)  # the same fixture placement as the rollout (not in the states)
     frames = [env.observe_state(s) for s in states]
     keys = [k for k in frames[0] if k.startswith((K.IMAGES + ".", K.DEPTH + "."))]
     return {k: np.stack([f[k] for f in frames]) for k in keys}
@@ -138,8 +140,9 @@ def render_rollouts(rollouts: Sequence[Rollout], cameras: Sequence[str] = ("agen
 
     ``workers=0`` renders in this process; otherwise a spawn pool (each worker owns its GL context).
     """
-    jobs = [(r.suite, r.task_index, tuple(cameras), int(image_size), bool(depth), fast_render, r.states)
-            for r in rollouts]
+    jobs = [(r.suite, r.task_index, tuple(cameras), int(image_size), bool(depth), fast_render,
+             {"init_state": r.init_state} if r.init_state is not None else {"init_state_index": r.init_state_index},
+             r.states) for r in rollouts]
     if workers <= 0:
         results = map(_render_job, jobs)
         pool = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import zlib
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -256,7 +257,14 @@ class LiberoEnv(gym.Env):
         env = self._env.env
         # nothing is rendered until the scene has settled: robosuite's own reset would render twice
         self._set_cameras_enabled(False)
-        self._env.reset()
+        # robosuite's reset re-draws the fixtures' placements (cabinets, stoves: not part of the flattened
+        # state) from the global numpy RNG; seed it from the init state so episode i is always the same
+        rng_state = np.random.get_state()
+        np.random.seed(index if index >= 0 else zlib.crc32(state.tobytes()))
+        try:
+            self._env.reset()
+        finally:
+            np.random.set_state(rng_state)
         for robot in env.robots:  # the gripper command integrates; a soft reset leaves last episode's
             gripper = getattr(robot, "gripper", None)
             if gripper is not None and hasattr(gripper, "current_action"):

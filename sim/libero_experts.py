@@ -113,6 +113,19 @@ class Scene:
         axis = axis / n if n > 1e-6 else np.array([1.0, 0.0, 0.0])
         return axis, float(ext[narrow]), float(ext[wide])
 
+    def rim_radius(self, name: str) -> float:
+        """Radius of a bowl's wall: median horizontal distance of the upper collision geoms from the centre."""
+        lo, hi = self.aabb(name)
+        c = (lo + hi) / 2
+        mid = lo[2] + 0.5 * (hi[2] - lo[2])
+        r = []
+        for g in self._geoms(name):
+            R = self.d.geom_xmat[g].reshape(3, 3)
+            gc = self.d.geom_xpos[g] + R @ self.m.geom_aabb[g, :3]
+            if gc[2] > mid:
+                r.append(np.linalg.norm(gc[:2] - c[:2]))
+        return float(np.median(r)) if r else 0.5 * min(hi[0] - lo[0], hi[1] - lo[1]) - 0.007
+
     def obstacles(self, exclude: tuple[str, ...] = ()) -> list[tuple[np.ndarray, np.ndarray]]:
         return [self.aabb(n) for n in self.rs.obj_body_id if n not in exclude]
 
@@ -138,19 +151,25 @@ class Phase:
     speed: float = 1.0                          # cap on the position action's norm
     check: Callable[[], bool] | None = None     # at the end: False -> the grasp failed, restart the plan
     on_end: Callable[[], None] | None = None
+    approach: np.ndarray = field(default_factory=lambda: DOWN.copy())  # where the fingers point
+    done: Callable[[], bool] | None = None      # an extra end condition (e.g. the drawer is open)
 
 
-def _target_rotation(scene: Scene, axis: np.ndarray) -> np.ndarray:
-    """Gripper pointing down with its fingers closing along ``axis`` (the sign giving the smaller turn)."""
+def _target_rotation(scene: Scene, axis: np.ndarray, approach: np.ndarray = DOWN) -> np.ndarray:
+    """Gripper pointing along ``approach`` (down by default) with its fingers closing along ``axis``
+    (the sign of ``axis`` giving the smaller turn)."""
     R = scene.eef_mat
-    z_local = R.T @ DOWN                         # approach axis in the hand frame (nearly constant)
+    z_local = np.array([0.0, 0.0, 1.0])          # the grip site's z axis points out of the fingers
     f_local = R.T @ scene.finger_axis
     f_local = f_local - z_local * (f_local @ z_local)
     f_local /= np.linalg.norm(f_local)
     src = np.stack([f_local, z_local, np.cross(f_local, z_local)], 1)
+    approach = np.asarray(approach, float) / np.linalg.norm(approach)
+    axis = np.asarray(axis, float) - approach * (np.asarray(axis, float) @ approach)
+    axis /= np.linalg.norm(axis)
     best, best_angle = None, np.inf
     for u in (axis, -axis):
-        dst = np.stack([u, DOWN, np.cross(u, DOWN)], 1)
+        dst = np.stack([u, approach, np.cross(u, approach)], 1)
         Rt = dst @ src.T
         angle = np.linalg.norm(Rotation.from_matrix(Rt @ R.T).as_rotvec())
         if angle < best_angle:
@@ -159,7 +178,7 @@ def _target_rotation(scene: Scene, axis: np.ndarray) -> np.ndarray:
 
 
 def servo(scene: Scene, pos: np.ndarray | None, axis: np.ndarray | None, grip: float, speed: float = 1.0,
-          kp: float = 1.0, kr: float = 1.0) -> np.ndarray:
+          kp: float = 1.0, kr: float = 1.0, approach: np.ndarray = DOWN) -> np.ndarray:
     a = np.zeros(7)
     if pos is not None:
         v = kp * (np.asarray(pos) - scene.eef) / POS_SCALE
@@ -168,11 +187,9 @@ def servo(scene: Scene, pos: np.ndarray | None, axis: np.ndarray | None, grip: f
             v *= speed / n
         a[:3] = v
     if axis is not None:
-        Rt = _target_rotation(scene, np.asarray(axis, float))
-    else:  # keep pointing down, keep the yaw
-        f = scene.finger_axis
-        f[2] = 0.0
-        Rt = _target_rotation(scene, f / max(np.linalg.norm(f), 1e-9))
+        Rt = _target_rotation(scene, np.asarray(axis, float), approach)
+    else:  # keep the approach direction and the fingers' current direction
+        Rt = _target_rotation(scene, scene.finger_axis, approach)
     rv = Rotation.from_matrix(Rt @ scene.eef_mat.T).as_rotvec()
     a[3:6] = np.clip(kr * rv / ROT_SCALE, -1, 1)
     a[6] = grip
@@ -198,6 +215,7 @@ class WaypointExpert:
         self.phases = self.builder(self.scene, self.mem)
         self.i = 0
         self.k = 0
+        self.trail: list[np.ndarray] = []
 
     @property
     def phase(self) -> str:
@@ -210,8 +228,13 @@ class WaypointExpert:
         while self.i < len(self.phases):
             p = self.phases[self.i]
             target = p.pos() if p.pos is not None else None
-            reached = target is None or np.linalg.norm(target - self.scene.eef) < p.tol
-            if (self.k >= p.min_steps and reached) or self.k >= p.max_steps:
+            eef = self.scene.eef
+            reached = target is None or np.linalg.norm(target - eef) < p.tol
+            self.trail.append(eef)
+            stalled = (target is not None and self.k >= max(p.min_steps, 8)
+                       and np.linalg.norm(self.trail[-1] - self.trail[-8]) < 0.0015)  # blocked: move on
+            extra = p.done is not None and self.k >= p.min_steps and p.done()
+            if (self.k >= p.min_steps and (reached or stalled)) or self.k >= p.max_steps or extra:
                 if p.on_end is not None:
                     p.on_end()
                 if p.check is not None and not p.check():
@@ -223,10 +246,11 @@ class WaypointExpert:
                         continue
                 self.i += 1
                 self.k = 0
+                self.trail = []
                 continue
             self.k += 1
             axis = p.axis() if p.axis is not None else None
-            return servo(self.scene, target, axis, p.grip, p.speed)
+            return servo(self.scene, target, axis, p.grip, p.speed, approach=p.approach)
         # plan finished: hold still with the last gripper command
         last = self.phases[-1].grip if self.phases else -1.0
         return np.array([0, 0, 0, 0, 0, 0, last], np.float32)
@@ -256,7 +280,7 @@ def rim_grasp(s: Scene, obj: str, prefer: np.ndarray | None = None) -> Grasp:
     """Pinch a bowl's wall: fingers radial, one inside and one outside, at the side with most clearance."""
     lo, hi = s.aabb(obj)
     c = (lo + hi) / 2
-    r = 0.5 * min(hi[0] - lo[0], hi[1] - lo[1]) - 0.012   # a bit inside the outer rim (wall thickness)
+    r = s.rim_radius(obj)
     others = s.obstacles(exclude=(obj,))
     best, best_score = None, -np.inf
     for ang in np.linspace(0, 2 * np.pi, 16, endpoint=False):
@@ -269,6 +293,10 @@ def rim_grasp(s: Scene, obj: str, prefer: np.ndarray | None = None) -> Grasp:
     p = c + r * best
     p[2] = hi[2] - 0.018
     return Grasp(p, best, approach=0.08)
+
+
+def _xy_overlap(lo1, hi1, lo2, hi2, margin: float = 0.0) -> bool:
+    return bool(np.all(lo1[:2] - margin <= hi2[:2]) and np.all(lo2[:2] <= hi1[:2] + margin))
 
 
 def _xy_distance(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
@@ -293,7 +321,11 @@ def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]]
         mem.update(bottom0=lo0[2], grasp=g)
         above = g.pos + [0, 0, g.approach]
         xy, surf = place(s)
-        lift_bottom = max(surf, lo0[2]) + carry   # carry height of the object's bottom
+        # carry the object's bottom above its support, the target and anything tall around the start
+        # (a drawer's walls, the cabinet it sits in)
+        around = max([ohi[2] for olo, ohi in s.obstacles(exclude=(obj,))
+                      if _xy_overlap(lo0, hi0, olo, ohi, 0.03) and ohi[2] < lo0[2] + 0.25] + [lo0[2]])
+        lift_bottom = max(surf, around) + carry
 
         def record():
             lo, hi = s.aabb(obj)
@@ -301,23 +333,32 @@ def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]]
             mem["below"] = lo[2] - s.eef[2]           # object bottom relative to the grip site
 
         def lifted() -> bool:
-            return s.aabb(obj)[0][2] > mem["bottom0"] + 0.02 and s.gripper_width > 0.004
+            return s.aabb(obj)[0][2] > mem["bottom0"] + 0.02
 
         def carry_target():
             return np.array([xy[0] - mem["offset"][0], xy[1] - mem["offset"][1], lift_bottom - mem["below"]])
 
+        def held() -> bool:
+            lo, hi = s.aabb(obj)
+            return bool(np.linalg.norm((lo + hi) / 2 - s.eef - mem["offset"]) < 0.06)
+
         def release_target():
-            return np.array([xy[0] - mem["offset"][0], xy[1] - mem["offset"][1], surf + clearance - mem["below"]])
+            lo, hi = s.aabb(obj)   # live: a hanging object (a bowl held by its rim) swings and tilts
+            off, below = (lo + hi) / 2 - s.eef, lo[2] - s.eef[2]
+            if np.linalg.norm(off - mem["offset"]) > 0.06:   # dropped: do not chase it
+                off, below = mem["offset"], mem["below"]
+            return np.array([xy[0] - off[0], xy[1] - off[1], surf + clearance - below])
 
         lift_z = g.pos[2] + (lift_bottom - lo0[2])
+        carry_speed = 0.45 if is_bowl(obj) else 0.8
         return [
             Phase("approach", lambda: above, -1, lambda: g.axis, tol=0.012, max_steps=80),
             Phase("descend", lambda: g.pos, -1, lambda: g.axis, tol=0.006, max_steps=40, speed=0.6),
             Phase("close", lambda: g.pos, +1, lambda: g.axis, min_steps=9, max_steps=9),
-            Phase("lift", lambda: np.array([g.pos[0], g.pos[1], lift_z]), +1, tol=0.02, max_steps=50,
-                  on_end=record, check=lifted),
-            Phase("carry", carry_target, +1, tol=0.015, max_steps=80),
-            Phase("lower", release_target, +1, tol=0.008, max_steps=40, speed=0.5),
+            Phase("lift", lambda: np.array([g.pos[0], g.pos[1], lift_z]), +1, tol=0.01, max_steps=50,
+                  speed=0.7, on_end=record, check=lifted),
+            Phase("carry", carry_target, +1, tol=0.015, max_steps=100, speed=carry_speed, check=held),
+            Phase("lower", release_target, +1, tol=0.008, max_steps=40, speed=0.4),
             Phase("release", None, -1, min_steps=6, max_steps=6),
             Phase("retreat", lambda: release_target() + [0, 0, 0.10], -1, tol=0.02, max_steps=30),
         ]

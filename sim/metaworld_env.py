@@ -119,16 +119,17 @@ class MetaWorldEnv(gym.Env):
         action = np.asarray(action, dtype=np.float32)
         if action.shape != (4,):
             raise ValueError(f"Meta-World action must have shape (4,), got {action.shape}")
-        if not np.all(np.isfinite(action)):
+        if not np.isfinite(action).all():
             raise ValueError(f"action contains NaN or inf: {action}")
-        action = np.clip(action, -1.0, 1.0)
+        if np.abs(action).max() > 1.0:
+            action = np.clip(action, -1.0, 1.0)
         state, reward, _, _, info = self._env.step(action)
         self._steps += 1
-        success = bool(info.get("success", 0.0) > 0)
+        success = info["success"] > 0
         terminated = success and self.terminate_on_success
         truncated = self._steps >= self.max_episode_steps and not terminated
-        info = {"is_success": success, "init_state_index": self.init_state_index,
-                **{k: float(v) for k, v in info.items() if np.isscalar(v)}}
+        info["is_success"] = success
+        info["init_state_index"] = self.init_state_index
         return self._obs(state), float(reward), terminated, truncated, info
 
     def _ensure_renderer(self) -> FastRenderer:

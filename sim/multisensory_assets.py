@@ -85,7 +85,7 @@ def build_mjcf(timestep: float = 0.002) -> str:
   <worldbody>
     <light name="top" pos="0 -0.2 0.6" dir="0 0.3 -1" directional="true" castshadow="false"/>
     <geom name="table" type="plane" size="0.4 0.4 0.01" rgba="{table_rgba}" contype="1" conaffinity="1"/>
-    <camera name="front" pos="0 -0.17 0.23" xyaxes="1 0 0 0 0.745 0.667" fovy="40"/>
+    <camera name="front" pos="0 -0.10 0.22" xyaxes="1 0 0 0 0.8619 0.5070" fovy="42"/>
     <camera name="side" pos="0.25 0 0.14" xyaxes="0 1 0 -0.4 0 0.917" fovy="45"/>
     {clutter}
     <body name="board" pos="0 0 0">
@@ -107,11 +107,11 @@ def build_mjcf(timestep: float = 0.002) -> str:
             density="1500" contype="1" conaffinity="1"/>
       <geom name="key" type="box" pos="{KEY_CENTER_X} 0 {-PEG_HALF_LEN + kz:.4f}" size="{kx} {ky} {kz}"
             rgba="0.92 0.38 0.12 1" density="1500" contype="1" conaffinity="1"/>
-      <geom name="finger_l" type="box" pos="0 0.016 {GRASP_OFFSET}" size="0.010 0.004 0.012"
+      <geom name="finger_l" type="box" pos="0 0.0125 {GRASP_OFFSET}" size="0.006 0.0025 0.010"
             rgba="0.25 0.25 0.28 1" contype="0" conaffinity="0" mass="0"/>
-      <geom name="finger_r" type="box" pos="0 -0.016 {GRASP_OFFSET}" size="0.010 0.004 0.012"
+      <geom name="finger_r" type="box" pos="0 -0.0125 {GRASP_OFFSET}" size="0.006 0.0025 0.010"
             rgba="0.25 0.25 0.28 1" contype="0" conaffinity="0" mass="0"/>
-      <geom name="palm" type="box" pos="0 0 {GRASP_OFFSET + 0.02}" size="0.014 0.022 0.008"
+      <geom name="palm" type="box" pos="0 0 {GRASP_OFFSET + 0.016}" size="0.006 0.015 0.004"
             rgba="0.3 0.3 0.33 1" contype="0" conaffinity="0" mass="0"/>
     </body>
   </worldbody>

@@ -287,3 +287,65 @@ class Balancer:
     def after_backward(self, params_by_modality: Mapping[str, Iterable[torch.nn.Parameter]]) -> None:
         if self.active and self.cfg.method == "ogm_ge":
             add_ge_noise(params_by_modality, self.generator, applied=getattr(self, "_last_k", None))
+
+
+# ----- AGM (Li et al., ICCV 2023): Shapley mono-modal responses + adaptive coefficients --------------
+def shapley_responses(f, modalities: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Exact Shapley values φ_m of ``f(subset)`` (a callable taking a frozenset of present modalities,
+    e.g. running the model with the others' inputs zeroed). Σ_m φ_m = f(all) − f(∅). Cost 2^M calls."""
+    from itertools import combinations
+
+    names = list(modalities)
+    M = len(names)
+    cache: dict[frozenset, torch.Tensor] = {}
+
+    def val(s: frozenset) -> torch.Tensor:
+        if s not in cache:
+            cache[s] = f(s)
+        return cache[s]
+
+    out = {}
+    for m in names:
+        others = [n for n in names if n != m]
+        phi = 0.0
+        for r in range(M):
+            w = math.factorial(r) * math.factorial(M - r - 1) / math.factorial(M)
+            for sub in combinations(others, r):
+                s = frozenset(sub)
+                phi = phi + w * (val(s | {m}) - val(s))
+        out[m] = phi
+    return out
+
+
+class AGMState:
+    """Running (cumulative) mean of each modality's mono-response loss, and AGM's coefficients.
+
+    ratio_m = exp(M/(M−1) · (mean_n s_n − s_m)) with s the CE of the mono response (M = 2 gives the
+    reference exp(s_other − s_m)); coeff_m = exp(α · min(ratio*_m − ratio_m, clip)) with ratio* from the
+    running means (> 1 when m does worse than its usual relative level). Update after reading.
+    """
+
+    def __init__(self, modalities: Sequence[str], alpha: float = 1.5, clip: float = 10.0):
+        self.names = list(modalities)
+        self.alpha, self.clip = alpha, clip
+        self.sums = {m: 0.0 for m in self.names}
+        self.count = 0
+
+    @staticmethod
+    def ratios(losses: Mapping[str, float]) -> dict[str, float]:
+        names = list(losses)
+        M = len(names)
+        mean = sum(float(v) for v in losses.values()) / M
+        return {m: math.exp(M / (M - 1) * (mean - float(losses[m]))) for m in names}
+
+    def coefficients(self, losses: Mapping[str, float]) -> dict[str, float]:
+        cur = self.ratios(losses)
+        if self.count == 0:
+            run = cur
+        else:
+            run = self.ratios({m: self.sums[m] / self.count for m in self.names})
+        coeff = {m: math.exp(self.alpha * min(run[m] - cur[m], self.clip)) for m in self.names}
+        for m in self.names:
+            self.sums[m] += float(losses[m])
+        self.count += 1
+        return coeff

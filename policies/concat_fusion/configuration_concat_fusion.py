@@ -24,6 +24,7 @@ class ConcatFusionConfig(PolicyConfig):
     hidden: int = 256              # paper: 1024
     use_history: bool = False      # the reference Concat/MULSA ignore the action history
     n_stages: int = 3              # only for per-stage balance
+    lr: float = 1e-3               # used by the generic trainer (train_msbot has its own)
     aux_heads: bool = True
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     primitives: list = field(default_factory=list)

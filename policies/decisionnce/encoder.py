@@ -117,11 +117,13 @@ class DualEncoder(nn.Module):
 
     def load_official(self, path: str | Path) -> "DualEncoder":
         """Weights from an official DecisionNCE ``.pth`` (``{"model": sd}`` with ``model.``-prefixed keys)."""
-        sd = read_torch_file(path)
+        return self.load_official_state(read_torch_file(path), f"DecisionNCE checkpoint {path}")
+
+    def load_official_state(self, sd: dict, source: str = "DecisionNCE state dict") -> "DualEncoder":
         if "model" in sd and isinstance(sd["model"], dict):
             sd = sd["model"]
         sd = strip_prefixes(sd, ("module.",))
-        load_strict(self, {k: v.float() for k, v in sd.items()}, f"DecisionNCE checkpoint {path}")
+        load_strict(self, {k: v.float() for k, v in sd.items()}, source)
         return self
 
     def load_openai(self, path: str | Path) -> "DualEncoder":

@@ -38,6 +38,10 @@ class PatchEncoder(nn.Module):
             c_in = c_out
         layers.append(nn.Conv2d(c_in, dim, 1))
         self.net = nn.Sequential(*layers)
+        for m in self.net:  # DrQ init: orthogonal (ReLU gain), zero bias, so features follow the content
+            if isinstance(m, nn.Conv2d):
+                nn.init.orthogonal_(m.weight, nn.init.calculate_gain("relu"))
+                nn.init.zeros_(m.bias)
         self.pos = nn.Parameter(torch.randn(grid * grid, dim) * 0.02)
         self.norm = nn.LayerNorm(dim)
 
@@ -54,14 +58,19 @@ class FeedForward(nn.Sequential):
 class PerceiverResampler(nn.Module):
     """``n_latents`` learnable queries; each layer: latents += Attn(LN(latents), [LN(media); LN(latents)])."""
 
-    def __init__(self, dim: int, depth: int, heads: int, n_latents: int, ff_mult: int = 4):
+    def __init__(self, dim: int, depth: int, heads: int, n_latents: int, ff_mult: int = 4, qk_gain: float = 2.0):
         super().__init__()
         self.latents = nn.Parameter(torch.randn(n_latents, dim) * 0.02)
         self.layers = nn.ModuleList()
         for _ in range(depth):
+            attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+            # sharper attention at init (query/key weights x qk_gain): a randomly initialised resampler
+            # then passes content rather than a near-uniform average of all media tokens
+            with torch.no_grad():
+                attn.in_proj_weight[: 2 * dim].mul_(qk_gain)
             self.layers.append(nn.ModuleDict({
                 "norm_media": nn.LayerNorm(dim), "norm_latents": nn.LayerNorm(dim),
-                "attn": nn.MultiheadAttention(dim, heads, batch_first=True), "ff": FeedForward(dim, ff_mult)}))
+                "attn": attn, "ff": FeedForward(dim, ff_mult)}))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, media: torch.Tensor) -> torch.Tensor:

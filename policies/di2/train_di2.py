@@ -157,6 +157,7 @@ class StageRunner:
                 self._load_into_policy(final)
                 continue
             self.run_stage(stage)
+        plot_stages(self.run_dir)
         return self.run_dir
 
     def run_stage(self, stage: str) -> dict:
@@ -272,6 +273,43 @@ class StageRunner:
         losses = [self.policy.action_loss(b, source)[1]["loss"]
                   for b in self.val.iter_eval(32, max_batches=10, stride=5)]
         return float(np.mean(losses)) if losses else math.nan
+
+
+def plot_stages(run_dir: Path) -> Path | None:
+    """One panel per finished stage: training loss, and the held-out DCM / codebook metrics."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    done = [(s, json.loads((run_dir / "stages" / s / "pretrained" / "metrics.json").read_text()))
+            for s in STAGES if (run_dir / "stages" / s / "pretrained" / "metrics.json").is_file()]
+    if not done:
+        return None
+    fig, axes = plt.subplots(1, len(done), figsize=(3.2 * len(done), 2.8), dpi=90, squeeze=False)
+    for ax, (stage, m) in zip(axes[0], done):
+        h = m["history"]
+        if h:
+            loss = np.array([r["loss"] for r in h])
+            k = max(1, len(loss) // 50)
+            smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
+            ax.plot(np.arange(len(smooth)) + k, smooth, label="train loss")
+        ev = [r for r in h if "val_dcm_mse" in r]
+        if stage == "dcm" and ev:
+            ax.plot([r["step"] for r in ev], [r["val_dcm_mse"] for r in ev], "o-", label="held-out MSE")
+            if "mean_token_baseline_mse" in m:
+                ax.axhline(m["mean_token_baseline_mse"], color="r", ls="--", label="predict-the-mean")
+        if stage == "dac" and h:
+            ax2 = ax.twinx()
+            ax2.plot([r["step"] for r in h], [r["perplexity"] for r in h], color="g", alpha=0.6)
+            ax2.set_ylabel("perplexity", color="g")
+        ax.set_yscale("log")
+        ax.set_title(stage)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = run_dir / "stages.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def train(cfg: DI2TrainConfig) -> Path:

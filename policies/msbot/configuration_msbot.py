@@ -61,6 +61,7 @@ class MSBotConfig(PolicyConfig):
     boundary_before: int = 3       # soft stage boundary: steps before a transition (paper γ = 15 at ~400 steps)
     boundary_after: int = 2        # ... and after (paper: 5)
     head_hidden: int = 128
+    lr: float = 1e-3               # used by the generic trainer (train_msbot has its own)
     aux_heads: bool = True         # unimodal heads on detached features (balance scores, diagnostics)
     balance: BalanceConfig = field(default_factory=BalanceConfig)
     # discrete action primitives (rows of the action space); empty = wait plus ±1 on each axis

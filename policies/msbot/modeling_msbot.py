@@ -64,7 +64,7 @@ class MSBotPolicy(MultiSensoryPolicy):
             w = torch.as_tensor(batch[STAGE_WEIGHTS_KEY], device=g.device).float()
             lg = gate_penalty(g, w, self.config.gate_lambda)
             extras["loss"] = lg
-            extras["logs"]["gate_loss"] = float(lg)
+            extras["logs"]["gate_loss"] = float(lg.detach())
             if STAGE_KEY in batch:
                 s = torch.as_tensor(batch[STAGE_KEY], device=g.device)
                 extras["logs"]["gate_acc"] = float((g.argmax(-1) == s).float().mean())

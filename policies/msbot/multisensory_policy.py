@@ -117,14 +117,18 @@ class MultiSensoryPolicy(Policy):
                 for k, o in aux_logits.items():
                     logs[f"aux_acc_{k.rsplit('.', 1)[-1]}"] = float((o.argmax(-1) == target).float().mean())
         logs.update(extras.get("logs", {}))
-        logs["loss"] = float(loss)
+        logs["loss"] = float(loss.detach())
         return loss, logs
+
+    def action_logits(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        """(B, n_classes) action logits and the fusion extras (gate, attention mass), no balancing."""
+        tokens, cond, hist, _, _, _, _ = self._encode(batch, None)
+        return self.fuse(tokens, cond, hist, None, batch)
 
     # ----- acting -----------------------------------------------------------------------------
     @torch.no_grad()
     def predict_action_chunk(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        tokens, cond, hist, _, _, _, _ = self._encode(batch, None)
-        logits, extras = self.fuse(tokens, cond, hist, None, batch)
+        logits, extras = self.action_logits(batch)
         idx = logits.argmax(-1)
         self.last_info = {"class": idx.cpu().numpy(), "probs": torch.softmax(logits, -1).cpu().numpy()}
         for k in ("gate", "attention_mass"):

@@ -28,6 +28,9 @@ from policies.msbot.configuration_msbot import TOKEN_MODALITIES, TokenizerConfig
 log = logging.getLogger(__name__)
 
 
+INDEX_SUFFIX = "#index"   # batch[key + INDEX_SUFFIX]: (B, n_frames) indices into de-duplicated frames
+
+
 def frame_indices(n_obs: int, n_frames: int) -> list[int]:
     """Evenly spaced history indices ending at the newest frame (MS-Bot: ≈0.6 s apart over 3 s)."""
     return [int(round(i)) for i in np.linspace(0, n_obs - 1, n_frames)]
@@ -201,6 +204,18 @@ class MultiSensoryTokenizer(nn.Module):
         self.audio_mean.copy_(m.mean(0).view(-1, 1))
         self.audio_std.copy_(m.std(0).clamp_min(1e-3).view(-1, 1))
 
+    def convert(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        """Raw frames (N, *shape) -> float (N, C, H, W) or (N, D); audio chunks (N, C, n) -> log-Mel."""
+        kind = self.kinds[key]
+        if kind == "audio":
+            return (self.frontend.log_mel(x.float()) - self.audio_mean) / self.audio_std
+        if kind == "rgb":
+            return x.movedim(-1, -3).float() / 255.0 - 0.5
+        if kind == "depth":
+            return (x.float().clamp(0, 3.0) / 3.0).unsqueeze(-3)
+        flat = self.normalizer.normalize(key, x.reshape(x.shape[0], -1).float())
+        return flat.reshape(x.shape) if kind == "planar" else flat
+
     def prepare(self, key: str, x: torch.Tensor) -> torch.Tensor:
         """Raw stacked frames (B, T, ...) -> float frames (B, n_frames, C, H, W) or (B, n_frames, D)."""
         kind = self.kinds[key]
@@ -212,26 +227,39 @@ class MultiSensoryTokenizer(nn.Module):
         elif x.shape[1] != self.cfg.n_frames:
             raise SpecMismatchError(f"{key!r}: history of {x.shape[1]} frames, expected {self.n_obs_steps} "
                                     f"(or {self.cfg.n_frames} pre-selected)")
-        if kind == "rgb":
-            return x.movedim(-1, -3).float() / 255.0 - 0.5
-        if kind == "depth":
-            return (x.float().clamp(0, 3.0) / 3.0).unsqueeze(-3)
         b, t = x.shape[:2]
-        flat = self.normalizer.normalize(key, x.reshape(b, t, -1).float())
-        return flat.reshape(x.shape) if kind == "planar" else flat
+        out = self.convert(key, x.reshape(b * t, *x.shape[2:]))
+        return out.reshape(b, t, *out.shape[1:])
+
+    def layout(self) -> dict[str, Any]:
+        """What a training dataset needs to hand over de-duplicated frames (see ``forward``)."""
+        return {"frames": list(self.frames), "n_obs_steps": self.n_obs_steps,
+                "keys": list(self.keys), "audio_keys": [k for k in self.keys if self.kinds[k] == "audio"],
+                "audio_stream": bool(self.cfg.audio_stream), "audio_window": self.frontend.window_samples,
+                "n_chunks": self.frontend.n_chunks}
 
     # ----- forward ----------------------------------------------------------------------------
+    def _encode_frames(self, key: str, frames: torch.Tensor) -> torch.Tensor:
+        if self.kinds[key] in ("rgb", "depth") and self.training and self.cfg.image_shift > 0:
+            frames = random_shift(frames, self.cfg.image_shift)
+        return self.encoders[key.replace(".", "__")](frames)
+
     def forward(self, batch: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Tokens per modality. A training batch may carry, per key, only the *unique* frames (or audio
+        chunks) ``batch[key]`` (U, ...) plus ``batch[key + INDEX_SUFFIX]`` (B, n_frames) indexing them:
+        overlapping histories of neighbouring samples are then encoded once (same result, far cheaper)."""
         tokens = {}
         for k in self.keys:
             if k not in batch:
                 raise SpecMismatchError(f"batch lacks {k!r} (has {sorted(batch)})")
+            index = batch.get(k + INDEX_SUFFIX)
+            if index is not None:
+                emb = self._encode_frames(k, self.convert(k, torch.as_tensor(batch[k])))
+                tokens[k] = emb[torch.as_tensor(index, device=emb.device).long()]
+                continue
             x = self.prepare(k, batch[k])
             b, t = x.shape[:2]
-            frames = x.reshape(b * t, *x.shape[2:])
-            if self.kinds[k] in ("rgb", "depth") and self.training and self.cfg.image_shift > 0:
-                frames = random_shift(frames, self.cfg.image_shift)
-            tokens[k] = self.encoders[k.replace(".", "__")](frames).reshape(b, t, -1)
+            tokens[k] = self._encode_frames(k, x.reshape(b * t, *x.shape[2:])).reshape(b, t, -1)
         cond = None
         if self.state_dim:
             s = batch[K.STATE]

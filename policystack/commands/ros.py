@@ -33,6 +33,10 @@ def add_arguments(p) -> None:
     bg.add_argument("--action-topic", default="/policy/action")
     bg.add_argument("--events-topic", default="/sim/events", help="episode_start events split episodes")
     bg.add_argument("--task", default=None, help="instruction when the bag has no task topic")
+    bg.add_argument("--keys", default=None, help="comma-separated observation keys to keep (default: every "
+                    "mapped topic the bag has)")
+    bg.add_argument("--phase", type=float, default=0.1,
+                    help="grid offset after each observation, as a fraction of a period (default 0.1)")
 
 
 def _parse_launch_args(items):
@@ -87,7 +91,8 @@ def run(args) -> int:
             raise ConfigError("give the topic <-> key map with --params (a policy_node params YAML) or --map")
         inputs = parse_inputs(flat)
         path, n_eps, n_steps = convert_bag(args.bag, args.out, inputs, args.rate, args.action_topic,
-                                           args.events_topic or None, args.task)
+                                           args.events_topic or None, args.task, args.phase,
+                                           [k.strip() for k in args.keys.split(",")] if args.keys else None)
         print(f"{args.bag} -> {path}: {n_eps} episodes, {n_steps} steps at {args.rate} Hz")
         return 0
     print("usage: policystack ros {launch,check,bag2hdf5} ... (see --help)")

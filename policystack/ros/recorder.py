@@ -86,9 +86,10 @@ class Recorder(_node_base()):
             qos = QoSProfile(depth=100,
                              reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+            resolved = self.resolve_topic_name(topic)   # the bag keeps the remapped name
             try:
                 self.conns[topic] = self.writer.add_connection(
-                    topic, type_name, typestore=self.typestore,
+                    resolved, type_name, typestore=self.typestore,
                     offered_qos_profiles=[_rosbags_qos(i.qos_profile) for i in infos[:1]])
             except Exception as e:  # a type rosbags' Jazzy store does not know
                 self.get_logger().error(f"cannot record {topic} ({type_name}): {e}")
@@ -96,7 +97,7 @@ class Recorder(_node_base()):
                 continue
             self.subs[topic] = self.create_subscription(cls, topic, lambda raw, t=topic: self._write(t, raw),
                                                         qos, raw=True)
-            self.get_logger().info(f"recording {topic} [{type_name}, {'reliable' if reliable else 'best_effort'}"
+            self.get_logger().info(f"recording {resolved} [{type_name}, {'reliable' if reliable else 'best_effort'}"
                                    f"{', transient_local' if latched else ''}]")
 
     def _write(self, topic: str, raw: bytes) -> None:

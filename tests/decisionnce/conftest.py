@@ -15,7 +15,7 @@ IMG = K.image_key("corner2")
 
 def tiny_clip(res: int = 32, D: int = 32) -> CLIPConfig:
     return CLIPConfig(embed_dim=D, image_resolution=res, vision_layers=(1, 1, 1, 1), vision_width=8,
-                      context_length=12, vocab_size=256, transformer_width=32, transformer_heads=2,
+                      context_length=12, vocab_size=256, transformer_width=64, transformer_heads=1,
                       transformer_layers=1)
 
 
@@ -24,13 +24,16 @@ def tiny_encoder_cfg():
     return EncoderConfig(clip=tiny_clip())
 
 
-def synthetic_world(n_tasks: int, n_eps: int, T: int = 24, res: int = 32, latent: int = 6, seed: int = 0,
+def synthetic_world(n_tasks: int, n_eps: int, T: int = 12, res: int = 32, latent: int = 8, seed: int = 0,
                     camera_seed: int = 123):
     """Instruction k <-> latent direction d_k; x_t = x_0 + (t/T) d_k + noise, seen through a fixed
     random linear 'camera' as uint8 images (spec §4.2 synthetic world)."""
     cam = np.random.default_rng(camera_seed)
-    W = cam.normal(size=(res * res * 3, latent)) / np.sqrt(latent)
-    dirs = np.linalg.qr(cam.normal(size=(latent, latent)))[0][:, :n_tasks].T * 2.0
+    # a spatially smooth camera (each latent axis paints a low-frequency pattern), so crops keep meaning
+    coarse = torch.from_numpy(cam.normal(size=(latent, 3, 4, 4))).float()
+    W = torch.nn.functional.interpolate(coarse, size=(res, res), mode="bilinear", align_corners=False)
+    W = W.permute(0, 2, 3, 1).reshape(latent, -1).T.numpy() / np.sqrt(latent)
+    dirs = np.linalg.qr(cam.normal(size=(latent, latent)))[0][:, :n_tasks].T * 3.0
     rng = np.random.default_rng(seed)
     groups = {}
     for k in range(n_tasks):
@@ -38,7 +41,7 @@ def synthetic_world(n_tasks: int, n_eps: int, T: int = 24, res: int = 32, latent
         for _ in range(n_eps):
             x0 = rng.normal(size=latent) * 0.3
             ts = np.arange(T)[:, None] / (T - 1)
-            x = x0 + ts * dirs[k] + rng.normal(size=(T, latent)) * 0.03
+            x = x0 + ts * dirs[k] + rng.normal(size=(T, latent)) * 0.005
             img = np.clip(0.5 + 0.25 * (x @ W.T), 0, 1).reshape(T, res, res, 3)
             img = (img * 255).astype(np.uint8)
             acts = np.zeros((T, 4), np.float32)

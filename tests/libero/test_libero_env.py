@@ -158,7 +158,9 @@ def test_replayed_state_renders_the_online_frame(env):
     state = env.get_sim_state()
     env.reset(options={"init_state_index": 2})  # somewhere else entirely
     again = env.observe_state(state)
-    np.testing.assert_allclose(again[K.STATE], obs[K.STATE], atol=1e-3)
+    # online observations lag the stored state by one 2 ms physics substep (robosuite samples them
+    # before integrating), so they agree to a few millimetres / milliradians, not exactly
+    np.testing.assert_allclose(again[K.STATE], obs[K.STATE], atol=6e-3)
     for key in (AV, WR):
         assert np.abs(again[key].astype(int) - obs[key].astype(int)).mean() < 2.0
     np.testing.assert_allclose(again[DAV], obs[DAV], atol=0.01)

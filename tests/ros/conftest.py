@@ -161,7 +161,9 @@ class Probe:
         def cb(msg, t=topic):
             with self.lock:
                 self.msgs[t].append((time.monotonic(), msg))
-        self.node.create_subscription(msg_class(type_name), topic, cb, qos_profile(qos, depth))
+        profile = qos_profile(qos, depth)
+        profile.depth = depth   # keep every message, also of latched topics
+        self.node.create_subscription(msg_class(type_name), topic, cb, profile)
 
     def publisher(self, topic: str, type_name: str, qos: str = "reliable", depth: int = 10):
         from policystack.ros.topics import msg_class, qos_profile

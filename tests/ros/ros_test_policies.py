@@ -79,11 +79,12 @@ class ExpertPolicy(Policy):
 
 
 def scripted_checkpoint(out: Path, state_dim: int = 4, action_dim: int = 4, gain: float = 1.0,
-                        image_shape: tuple | None = None, low: float = -1.0, high: float = 1.0) -> Path:
+                        image_shape: tuple | None = None, low: float = -1.0, high: float = 1.0,
+                        camera: str = "cam") -> Path:
     feats = [Feature(K.STATE, (state_dim,), "float32")]
     image_key = ""
     if image_shape is not None:
-        image_key = K.image_key("cam")
+        image_key = K.image_key(camera)
         feats.append(Feature(image_key, tuple(image_shape), "uint8"))
     feats.append(Feature(K.ACTION, (action_dim,), "float32", low=low, high=high))
     policy = make_policy(ScriptedConfig(gain=gain, image_key=image_key), Spec.of(feats))

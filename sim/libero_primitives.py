@@ -1,0 +1,141 @@
+"""Articulated-object primitives for the LIBERO experts: pull a drawer open, turn a stove knob on.
+
+Both read the articulation from the simulator (the joint, its axis and range, the handle or knob
+geometry), so they apply to any cabinet/stove of the same kind, not to one scene's coordinates.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from sim.libero_experts import DOWN, Phase, Scene
+
+
+def _body_geoms(s: Scene, body: int) -> list[int]:
+    collide = (s.m.geom_contype != 0) | (s.m.geom_conaffinity != 0)
+    return [g for g in np.flatnonzero(s.m.geom_bodyid == body) if collide[g]]
+
+
+def _geom_box(s: Scene, g: int) -> tuple[np.ndarray, np.ndarray]:
+    R = s.d.geom_xmat[g].reshape(3, 3)
+    c = s.d.geom_xpos[g] + R @ s.m.geom_aabb[g, :3]
+    e = np.abs(R) @ s.m.geom_aabb[g, 3:]
+    return c - e, c + e
+
+
+def _joint(s: Scene, name: str) -> tuple[int, np.ndarray]:
+    j = s.m.joint(name).id
+    return j, s.d.xaxis[j].copy()
+
+
+# ----- drawers ---------------------------------------------------------------------------------
+def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict], list[Phase]]:
+    """Grasp the drawer's handle bar from the front (hand horizontal, fingers closing vertically) and pull."""
+
+    def build(s: Scene, mem: dict) -> list[Phase]:
+        site = s.rs.object_sites_dict[region]
+        jname = site.joints[0]
+        parent = s.rs.get_object(site.parent_name)
+        j, axis = _joint(s, jname)
+        open_ranges = parent.object_properties["articulation"]["default_open_ranges"]
+        sign = -1.0 if max(open_ranges) < 0 else 1.0
+        open_dir = sign * axis                     # the drawer's front moves this way when opening
+        body = s.m.jnt_bodyid[j]
+        boxes = [_geom_box(s, g) for g in _body_geoms(s, body)]
+
+        def reach(b):  # how far a box sticks out along the opening direction
+            return float(max(b[0] @ open_dir, b[1] @ open_dir))
+
+        far = max(reach(b) for b in boxes)
+        handle = [b for b in boxes if reach(b) > far - 0.012]   # the bar and its posts
+        lo = np.min([b[0] for b in handle], 0)
+        hi = np.max([b[1] for b in handle], 0)
+        bar_out = (lo + hi) / 2
+        bar_out = bar_out + open_dir * (far - bar_out @ open_dir)   # centre of the bar's outer face
+        approach = -open_dir                      # fingers point into the drawer front
+        grasp = bar_out - open_dir * 0.008        # pads around the bar
+        pre = bar_out + open_dir * 0.10
+        pull_to = grasp + open_dir * (travel + 0.01)
+
+        up = np.array([0.0, 0.0, 1.0])
+        return [
+            Phase("rise", lambda: np.array([s.eef[0], s.eef[1], max(s.eef[2], pre[2] + 0.05)]), -1, tol=0.02,
+                  max_steps=20),
+            Phase("orient", lambda: pre + np.array([0, 0, 0.05]), -1, lambda: up, tol=0.015, max_steps=60,
+                  approach=approach),
+            Phase("pre", lambda: pre, -1, lambda: up, tol=0.01, max_steps=40, approach=approach),
+            Phase("reach", lambda: grasp, -1, lambda: up, tol=0.006, max_steps=40, speed=0.5, approach=approach),
+            Phase("close", lambda: grasp, +1, lambda: up, min_steps=9, max_steps=9, approach=approach),
+            Phase("pull", lambda: pull_to, +1, lambda: up, tol=0.01, max_steps=80, speed=0.4, approach=approach,
+                  done=lambda: s.joint_qpos(jname) * sign > (max(np.abs(open_ranges)) + 0.005)),
+            Phase("release", None, -1, min_steps=6, max_steps=6, approach=approach),
+            Phase("back", lambda: s.eef + open_dir * 0.05, -1, tol=0.02, max_steps=10, approach=approach),
+        ]
+
+    return build
+
+
+# ----- stove knobs -----------------------------------------------------------------------------
+def turn_on_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
+    """Push the knob's lever end sideways with the closed gripper so the knob turns into its 'on' range."""
+
+    def build(s: Scene, mem: dict) -> list[Phase]:
+        obj = s.rs.get_object(name)
+        jname = obj.joints[0] if obj.joints else f"{name}_button"
+        j, axis = _joint(s, jname)
+        on_ranges = obj.object_properties["articulation"]["default_turnon_ranges"]
+        direction = 1.0 if min(on_ranges) >= 0 else -1.0   # the joint moves this way to turn on
+        body = s.m.jnt_bodyid[j]
+        center = s.d.xanchor[j].copy()
+        boxes = [_geom_box(s, g) for g in _body_geoms(s, body)]
+        # the lever: the collision box whose farthest corner is farthest from the axis
+        def radius(b):
+            lo, hi = b
+            corners = np.array([[x, y] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])])
+            return np.linalg.norm(corners - center[:2], axis=1).max()
+        tall = [b for b in boxes if b[1][2] - b[0][2] > 0.02] or boxes
+        lever = max(tall, key=radius)
+        lo, hi = lever
+        c = (lo + hi) / 2
+        corners = np.array([[x, y] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])])
+        far = corners[np.argmax(np.linalg.norm(corners - center[:2], axis=1))]
+        arm = np.array([far[0] - center[0], far[1] - center[1], 0.0])
+        r = np.linalg.norm(arm)
+        arm /= max(r, 1e-9)
+        r = 0.8 * r                               # push a bit inside the tip
+        tangent = direction * np.cross(axis, arm)  # the tip's motion when turning on
+        tangent[2] = 0
+        tangent /= np.linalg.norm(tangent)
+        z = max(c[2], hi[2] - 0.012)
+        half_w = 0.5 * float(np.abs(hi[:2] - lo[:2]) @ np.abs(tangent[:2]))
+
+        def on_arc(theta: float, back: float) -> np.ndarray:
+            ca, sa = np.cos(theta), np.sin(theta)
+            Rz = np.array([[ca, -sa, 0], [sa, ca, 0], [0, 0, 1]])
+            a, t = Rz @ arm, Rz @ tangent
+            return np.array([center[0], center[1], z]) + r * a - t * back
+
+        start = on_arc(0.0, half_w + 0.025)
+        target_q = min(on_ranges) + 0.35
+
+        def turned() -> bool:
+            return direction * s.joint_qpos(jname) >= direction * target_q
+
+        def push_target():
+            theta = direction * s.joint_qpos(jname) * np.sign(axis[2] if abs(axis[2]) > 0.5 else 1.0)
+            return on_arc(theta + 1.0, half_w + 0.01)
+
+        finger_axis = tangent.copy()   # fingers closed along the push: a flat, wide pusher
+        return [
+            Phase("above", lambda: start + [0, 0, 0.08], +1, lambda: finger_axis, tol=0.012, max_steps=60),
+            Phase("descend", lambda: start, +1, lambda: finger_axis, tol=0.006, max_steps=40, speed=0.5),
+            Phase("push", push_target, +1, lambda: finger_axis, tol=0.004, max_steps=80, speed=1.0, done=turned),
+            Phase("lift", lambda: s.eef + np.array([0, 0, 0.06]) - tangent * 0.02, +1, tol=0.01, max_steps=15),
+        ]
+
+    return build
+
+
+__all__ = ["open_drawer_plan", "turn_on_plan", "DOWN"]
