@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -90,21 +91,6 @@ def pct(x, q):
     return float(np.percentile(np.asarray(x) * 1e3, q))
 
 
-def in_process(ckpt: Path, h: int, w: int, n: int) -> list[float]:
-    from policies.base import load_policy
-    pol = load_policy(ckpt)
-    rng = np.random.default_rng(0)
-    obs = [obs_for(h, w, rng) for _ in range(8)]
-    for o in obs[:3]:
-        pol.select_action(o)
-    out = []
-    for i in range(n):
-        t = time.perf_counter()
-        pol.select_action(obs[i % len(obs)])
-        out.append(time.perf_counter() - t)
-    return out
-
-
 class Bench:
     def __init__(self, tmp: Path):
         import rclpy
@@ -139,13 +125,13 @@ class Bench:
 
     def _on_status(self, msg):
         with self.cv:
-            self.status.append(json.loads(msg.data))
+            self.status.append({**json.loads(msg.data), "_recv": time.perf_counter()})
             self.cv.notify_all()
 
-    def start_policy(self, ckpt: Path, mode: str, rate: float = 30.0) -> subprocess.Popen:
+    def start_policy(self, ckpt: Path, mode: str, rate: float = 30.0, threads: int = 0) -> subprocess.Popen:
         import yaml
         params = {"checkpoint": str(ckpt), "import_modules": "bench_ros", "mode": mode, "control_rate": rate,
-                  "trigger_topic": "/b/tick", "status_rate": 5.0,
+                  "trigger_topic": "/b/tick", "status_rate": 5.0, **({"executor_threads": threads} if threads else {}),
                   "inputs": {"cam": {"key": K.image_key("cam"), "topic": "/b/cam", "type": "Image", "depth": 5,
                                      "max_age": 0.2},
                              "state": {"key": K.STATE, "topic": "/b/state", "type": "JointState", "max_age": 0.2}}}
@@ -178,26 +164,36 @@ class Bench:
         self.pub_img.publish(convert.encode(img, Feature(K.image_key("cam"), img.shape, "uint8"), stamp=stamp))
         self.pub_state.publish(convert.encode_joint_state(obs[K.STATE], None, stamp))
 
-    def lockstep(self, h: int, w: int, n: int) -> list[float]:
+    def lockstep(self, policy, h: int, w: int, n: int) -> tuple[list[float], list[float]]:
+        """Alternate one in-process ``select_action`` and one ROS round trip on the same observation, so
+        both see the same CPU load (this machine is shared)."""
         from policystack.ros import convert
         rng = np.random.default_rng(0)
         obs = [obs_for(h, w, rng) for _ in range(8)]
-        rtts = []
+        for o in obs[:3]:
+            policy.select_action(o)
+        local, rtts = [], []
         base = self.node.get_clock().now().nanoseconds
         for i in range(n + 5):
+            o = obs[i % len(obs)]
+            t = time.perf_counter()
+            policy.select_action(o)
+            dt_local = time.perf_counter() - t
             stamp = base + i * 1000
             with self.cv:
                 k = len(self.actions)
             t0 = time.perf_counter()
-            self.publish_obs(obs[i % len(obs)], stamp)
+            self.publish_obs(o, stamp)
             self.pub_tick.publish(convert.json_msg({"stamp": stamp, "episode": 0, "step": i}))
             with self.cv:
                 if not self.cv.wait_for(lambda: len(self.actions) > k, timeout=10):
                     raise RuntimeError(f"no action for tick {i}")
                 t1 = self.actions[k]
             if i >= 5:
+                local.append(dt_local)
                 rtts.append(t1 - t0)
-        return rtts
+            time.sleep(0.005)
+        return local, rtts
 
     def timer_rate(self, h: int, w: int, rate: float, seconds: float) -> dict:
         rng = np.random.default_rng(0)
@@ -218,17 +214,19 @@ class Bench:
             nxt += period
             time.sleep(max(0.0, nxt - time.monotonic()))
         elapsed = time.perf_counter() - t_start
+        t_end = t_start + elapsed
         time.sleep(0.3)
         with self.cv:
-            acts = [t for t in self.actions[k0:] if t <= t_start + elapsed]
-            status = list(self.status[s0:])
-        last = status[-1] if status else {}
+            acts = [t for t in self.actions[k0:] if t <= t_end]
+            status = [s for s in self.status[s0:] if s["_recv"] <= t_end]
+        first, last = (status[0], status[-1]) if status else ({}, {})
         holds = [s for s in status if s.get("state") == "holding"]
         ages = [s["input_age_ms"].get(K.image_key("cam")) for s in status if s.get("input_age_ms")]
         return {"published_hz": round(i / elapsed, 2), "action_hz": round(len(acts) / elapsed, 2),
-                "status_holding_reports": len(holds),
-                "hold_reasons": sorted({s.get("hold_reason") for s in holds if s.get("hold_reason")})[:3],
-                "node_holds_total": last.get("holds"), "node_ticks_total": last.get("ticks"),
+                "hold_reasons": sorted({re.sub(r"[0-9.]+ s old", "# s old", s.get("hold_reason"))
+                                        for s in holds if s.get("hold_reason")})[:4],
+                "node_holds": (last.get("holds") or 0) - (first.get("holds") or 0),
+                "node_ticks": (last.get("ticks") or 0) - (first.get("ticks") or 0),
                 "image_age_ms_p50": float(np.median([a for a in ages if a is not None])) if ages else None,
                 "publish_call_ms_p50": pct(pub_lat, 50)}
 
@@ -238,6 +236,51 @@ class Bench:
         time.sleep(0.05)
         self.node.destroy_node()
         rclpy.try_shutdown()
+
+
+def echo_main() -> int:
+    """The floor: a bare rclpy node that answers each Image with a Float64MultiArray (no policy, no checks)."""
+    import rclpy
+    from policystack.ros.topics import msg_class, qos_profile
+    rclpy.init()
+    node = rclpy.create_node("echo")
+    pub = node.create_publisher(msg_class("Float64MultiArray"), "/policy/action", qos_profile("reliable", 10))
+    out = msg_class("Float64MultiArray")(data=[0.0])
+    node.create_subscription(msg_class("Image"), "/b/cam", lambda m: pub.publish(out), qos_profile("reliable", 5))
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, Exception):
+        pass
+    return 0
+
+
+def echo_floor(bench: "Bench", h: int, w: int, n: int) -> list[float]:
+    from policystack.ros import convert
+    from policystack.spec import Feature
+    p = subprocess.Popen([sys.executable, __file__, "--echo"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while bench.pub_img.get_subscription_count() < 1 or bench.node.count_publishers("/policy/action") < 1:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        img = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+        feat = Feature(K.image_key("cam"), img.shape, "uint8")
+        rtts = []
+        for i in range(n + 5):
+            with bench.cv:
+                k = len(bench.actions)
+            t0 = time.perf_counter()
+            bench.pub_img.publish(convert.encode(img, feat, stamp=1))
+            with bench.cv:
+                if not bench.cv.wait_for(lambda: len(bench.actions) > k, timeout=10):
+                    raise RuntimeError("echo did not answer")
+                t1 = bench.actions[k]
+            if i >= 5:
+                rtts.append(t1 - t0)
+            time.sleep(0.005)
+        return rtts
+    finally:
+        p.terminate()
+        p.wait(10)
 
 
 def transport_info() -> dict:
@@ -255,22 +298,11 @@ def _isolated() -> bool:
     return {ln.split(":")[0].strip() for ln in lines} <= {"lo"}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=200, help="round trips per size")
-    ap.add_argument("--sizes", default="128x128,480x640", help="HxW list")
-    ap.add_argument("--policies", default="meanpixel,bc", help="meanpixel (transport-bound) and/or bc")
-    ap.add_argument("--timer-seconds", type=float, default=5.0)
-    ap.add_argument("--out", default=None, help="write the results as JSON")
-    args = ap.parse_args(argv)
-    if not _isolated() and os.geteuid() == 0 and not os.environ.get("BENCH_NO_NETNS"):
-        script = "ip link set lo up; ip link set lo multicast on; exec \"$0\" \"$@\""
-        os.execvp("unshare", ["unshare", "-n", "bash", "-c", script, sys.executable, __file__, *sys.argv[1:]])
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.setdefault("ROS_DOMAIN_ID", str(np.random.randint(1, 100)))
+def run_one(args) -> dict:
+    """All measurements with the Fast DDS profile of this process (FASTRTPS_DEFAULT_PROFILES_FILE)."""
+    from policies.base import load_policy
     torch.set_num_threads(1)
     info = transport_info()
-    print("transport:", json.dumps(info, indent=1))
     results = {"transport": info, "lockstep": [], "timer": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -278,41 +310,104 @@ def main(argv=None) -> int:
         try:
             for size in args.sizes.split(","):
                 h, w = map(int, size.split("x"))
+                floor = echo_floor(bench, h, w, args.n)
+                results.setdefault("echo_floor", []).append(
+                    {"image": f"{h}x{w}", "p50_ms": pct(floor, 50), "p95_ms": pct(floor, 95)})
+                print(f"  bare rclpy echo {h}x{w}: round trip p50 {pct(floor, 50):.2f} / p95 {pct(floor, 95):.2f} ms",
+                      flush=True)
                 for kind in args.policies.split(","):
                     if kind == "bc" and h * w > 128 * 128:
                         continue   # BC's conv encoder at 640x480 measures the CPU, not the transport
                     ckpt = make_checkpoint(kind, h, w, tmp / f"{kind}_{h}x{w}")
-                    base = in_process(ckpt, h, w, args.n)
-                    proc = bench.start_policy(ckpt, "lockstep")
+                    proc = bench.start_policy(ckpt, "lockstep", threads=args.executor_threads)
                     try:
-                        rtt = bench.lockstep(h, w, args.n)
+                        base, rtt = bench.lockstep(load_policy(ckpt), h, w, args.n)
                     finally:
                         proc.send_signal(2)
                         proc.wait(30)
                     row = {"policy": kind, "image": f"{h}x{w}", "n": args.n,
                            "in_process_p50_ms": pct(base, 50), "in_process_p95_ms": pct(base, 95),
-                           "ros_p50_ms": pct(rtt, 50), "ros_p95_ms": pct(rtt, 95)}
-                    row["added_p50_ms"] = row["ros_p50_ms"] - row["in_process_p50_ms"]
-                    row["ratio_p50"] = row["ros_p50_ms"] / max(row["in_process_p50_ms"], 1e-9)
+                           "ros_p50_ms": pct(rtt, 50), "ros_p95_ms": pct(rtt, 95),
+                           "added_p50_ms": float(np.median(np.subtract(rtt, base)) * 1e3)}
                     results["lockstep"].append(row)
-                    print(f"lockstep {kind:9s} {h}x{w}: in-process p50 {row['in_process_p50_ms']:.2f} / p95 "
+                    print(f"  lockstep {kind:9s} {h}x{w}: in-process p50 {row['in_process_p50_ms']:.2f} / p95 "
                           f"{row['in_process_p95_ms']:.2f} ms | ROS round trip p50 {row['ros_p50_ms']:.2f} / p95 "
-                          f"{row['ros_p95_ms']:.2f} ms | added p50 {row['added_p50_ms']:.2f} ms", flush=True)
-                if h * w > 128 * 128:
+                          f"{row['ros_p95_ms']:.2f} ms | added (paired median) {row['added_p50_ms']:.2f} ms",
+                          flush=True)
+                if h * w > 128 * 128 and args.timer_seconds > 0:
                     ckpt = make_checkpoint("meanpixel", h, w, tmp / f"timer_{h}x{w}")
-                    proc = bench.start_policy(ckpt, "timer", rate=30.0)
+                    proc = bench.start_policy(ckpt, "timer", rate=30.0, threads=args.executor_threads)
                     try:
                         r = {"image": f"{h}x{w}", "rate_hz": 30.0, **bench.timer_rate(h, w, 30.0, args.timer_seconds)}
                     finally:
                         proc.send_signal(2)
                         proc.wait(30)
                     results["timer"].append(r)
-                    print(f"timer 30 Hz {h}x{w}: {json.dumps(r)}", flush=True)
+                    print(f"  timer 30 Hz {h}x{w}: {json.dumps(r)}", flush=True)
         finally:
             bench.close()
+    return results
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200, help="round trips per size")
+    ap.add_argument("--sizes", default="128x128,480x640", help="HxW list")
+    ap.add_argument("--policies", default="meanpixel,bc", help="meanpixel (transport-bound) and/or bc")
+    ap.add_argument("--timer-seconds", type=float, default=5.0, help="timer-mode run at 640x480 (0: skip)")
+    ap.add_argument("--profiles", default=f"default,{ROOT / 'launch' / 'fastdds_large_images.xml'}",
+                    help="Fast DDS profiles to compare ('default' = none)")
+    ap.add_argument("--executor-threads", type=int, default=0, help="policy_node executor threads (0: its default)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None, help="write the results as JSON")
+    args = ap.parse_args(argv)
+    if args.echo:
+        return echo_main()
+    if not _isolated() and os.geteuid() == 0 and not os.environ.get("BENCH_NO_NETNS"):
+        script = "ip link set lo up; ip link set lo multicast on; exec \"$0\" \"$@\""
+        os.execvp("unshare", ["unshare", "-n", "bash", "-c", script, sys.executable, __file__, *sys.argv[1:]])
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("ROS_DOMAIN_ID", str(np.random.randint(1, 100)))
+    if args.child:
+        print(json.dumps(run_one(args)), flush=True)
+        return 0
+    runs = []
+    for prof in args.profiles.split(","):
+        env = dict(os.environ)
+        env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
+        if prof != "default":
+            env["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(Path(prof).resolve())
+        print(f"== Fast DDS profile: {prof}", flush=True)
+        p = subprocess.run([sys.executable, __file__, "--child", "--n", str(args.n), "--sizes", args.sizes,
+                            "--policies", args.policies, "--timer-seconds", str(args.timer_seconds),
+                            "--executor-threads", str(args.executor_threads)],
+                           env=env, stdout=subprocess.PIPE, text=True)
+        lines = p.stdout.strip().splitlines()
+        print("\n".join(lines[:-1]), flush=True)
+        if p.returncode != 0 or not lines:
+            raise SystemExit(f"benchmark run with profile {prof} failed")
+        res = json.loads(lines[-1])
+        res["profile"] = prof
+        runs.append(res)
+    print("transport:", json.dumps(runs[0]["transport"], indent=1))
+    print(f"\n{'profile':28s} {'policy':10s} {'image':8s} {'in-proc p50/p95 ms':>20s} {'ROS p50/p95 ms':>18s} "
+          f"{'added p50':>10s}")
+    for r in runs:
+        for e in r.get("echo_floor", []):
+            print(f"{Path(r['profile']).name:28s} {'bare echo':10s} {e['image']:8s} {'-':>20s} "
+                  f"{e['p50_ms']:9.2f} / {e['p95_ms']:6.2f}")
+        for row in r["lockstep"]:
+            print(f"{Path(r['profile']).name:28s} {row['policy']:10s} {row['image']:8s} "
+                  f"{row['in_process_p50_ms']:9.2f} / {row['in_process_p95_ms']:6.2f} "
+                  f"{row['ros_p50_ms']:9.2f} / {row['ros_p95_ms']:6.2f} {row['added_p50_ms']:9.2f}")
+        for t in r["timer"]:
+            print(f"{Path(r['profile']).name:28s} timer 30 Hz {t['image']}: actions {t['action_hz']} Hz, "
+                  f"node holds {t['node_holds']}/{t['node_ticks']} ticks {t['hold_reasons']}, "
+                  f"image age p50 {t['image_age_ms_p50']} ms")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2))
+        Path(args.out).write_text(json.dumps(runs, indent=2))
     return 0
 
 

@@ -27,7 +27,7 @@ def rollout_expert(env, index: int, noise: float = 0.0, rng: np.random.Generator
     actions, rewards = [], []
     success = False
     while True:
-        a = expert(obs[K.STATE])
+        a = expert(env.unwrapped.expert_state)
         for k in frames:
             frames[k].append(obs[k])
         actions.append(a)
@@ -60,6 +60,7 @@ def _worker(task: str, indices: Sequence[int], env_kwargs: dict, noise: float) -
 
 def generate_metaworld_demos(task: str, n_episodes: int, out_path: str | os.PathLike, cameras: Sequence[str] = (),
                              image_size: int = 84, depth: bool = False, init_seed: int = 1, noise: float = 0.0,
+                             state: str = "full",
                              n_workers: int = 1, max_attempts_factor: float = 2.0, progress: bool = True) -> Path:
     """Write ``n_episodes`` successful expert episodes of a Meta-World task (appending to ``out_path``).
 
@@ -68,7 +69,8 @@ def generate_metaworld_demos(task: str, n_episodes: int, out_path: str | os.Path
     import sim
     from sim.metaworld_tasks import INSTRUCTIONS, resolve_tasks
     (task,) = resolve_tasks(task)
-    env_kwargs = dict(task=task, cameras=tuple(cameras), image_size=image_size, depth=depth, init_seed=init_seed)
+    env_kwargs = dict(task=task, cameras=tuple(cameras), image_size=image_size, depth=depth, init_seed=init_seed,
+                      state=state)
     probe = sim.make_env(task, **{k: v for k, v in env_kwargs.items() if k != "task"})
     features = probe.unwrapped.spec_features
     probe.close()

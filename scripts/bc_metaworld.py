@@ -28,6 +28,8 @@ def main() -> None:
     ap.add_argument("--state-steps", type=int, default=3000)
     ap.add_argument("--pixel-steps", type=int, default=4000)
     ap.add_argument("--envs", type=int, default=1)
+    ap.add_argument("--pixel-state", choices=("full", "proprio"), default="proprio",
+                    help="state given to pixel policies: 'proprio' (4-D hand + gripper) makes them see objects in pixels")
     args = ap.parse_args()
     import torch
 
@@ -40,13 +42,14 @@ def main() -> None:
     rows = []
     jobs = [(t, False) for t in args.state_tasks.split(",") if t] + [(t, True) for t in args.pixel_tasks.split(",") if t]
     for task, pixels in jobs:
-        name = f"{task}-{'pixels' if pixels else 'state'}"
+        name = f"{task}-{'pixels-' + args.pixel_state if pixels else 'state'}"
         d = out / name
         cams = ("corner2",) if pixels else ()
         t0 = time.time()
         data = d / "demos.hdf5"
         if not data.exists():
-            generate_metaworld_demos(task, args.demos, data, cameras=cams, image_size=84)
+            generate_metaworld_demos(task, args.demos, data, cameras=cams, image_size=84,
+                                     state=args.pixel_state if pixels else "full")
         t1 = time.time()
         run = d / "train"
         if not (run / "checkpoints" / "last").exists():
@@ -55,10 +58,11 @@ def main() -> None:
                                                     "policy.modalities=" + ("state,images" if pixels else "state")]))
         t2 = time.time()
         rep = evaluate(run / "checkpoints" / "last" / "pretrained", task, args.episodes,
-                       env_kwargs={"cameras": cams, "image_size": 84} if pixels else {}, n_envs=args.envs,
+                       env_kwargs={"cameras": cams, "image_size": 84, "state": args.pixel_state} if pixels else {},
+                       n_envs=args.envs,
                        video_dir=d / "videos", max_videos=1, out_dir=d)
         t3 = time.time()
-        rows.append({"task": task, "input": "corner2 84x84 + state" if pixels else "state",
+        rows.append({"task": task, "input": f"corner2 84x84 + {args.pixel_state} state" if pixels else "full state",
                      "success": rep["success_rate"], "episodes": rep["n_episodes"],
                      "demos_s": round(t1 - t0), "train_s": round(t2 - t1), "eval_s": round(t3 - t2)})
         print(json.dumps(rows[-1]), flush=True)

@@ -12,8 +12,8 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -223,6 +223,8 @@ class ThreadedSensor(Sensor):
         if self._opened:
             return self
         self._connect()  # raises DeviceNotFoundError / SensorError fast
+        self._ring = RingBuffer(self.config.buffer_size)  # a reopened sensor never serves old samples
+        self._last_read_seq = self._seq - 1
         self._opened = True
         self.state = "running"
         stop = threading.Event()  # owned by this thread's lifetime (no shared flag to race on)
@@ -300,14 +302,25 @@ class ThreadedSensor(Sensor):
             delay = min(delay * 2, self.config.reconnect_max_delay)
 
 
-def pace(t0: float, k: int, period: float, stop: threading.Event | None = None) -> None:
-    """Sleep until ``t0 + k * period`` (absolute schedule, so errors do not accumulate)."""
-    left = t0 + k * period - time.monotonic()
-    if left > 0:
-        if stop is not None:
-            stop.wait(left)
-        else:
-            time.sleep(left)
+class Pacer:
+    """Ticks at a fixed period on an absolute schedule (errors do not accumulate); when the caller fell
+    more than one period behind (a busy CPU), the schedule restarts instead of bursting to catch up."""
 
+    def __init__(self, period: float):
+        self.period = period
+        self.reset()
 
-Transform = Callable[[np.ndarray], np.ndarray]
+    def reset(self) -> None:
+        self.t0, self.k = time.monotonic(), 0
+
+    def wait(self, stop: threading.Event | None = None) -> None:
+        now = time.monotonic()
+        due = self.t0 + self.k * self.period
+        if now - due > self.period:
+            self.t0, self.k, due = now, 0, now
+        elif due > now:
+            if stop is not None:
+                stop.wait(due - now)
+            else:
+                time.sleep(due - now)
+        self.k += 1

@@ -159,6 +159,11 @@ class Microphone(Sensor):
     def open(self) -> "Microphone":
         if self._opened:
             return self
+        with self._lock:  # a reopened microphone starts a fresh timeline
+            self._n, self._fit, self._fit_n = 0, None, -1
+            self._anchors.clear()
+            self._buf[:] = 0
+        self._last_read_seq = -1
         self._start_stream()
         self._opened = True
         self.state = "running"

@@ -25,7 +25,7 @@ import numpy as np
 from policystack import keys as K
 from policystack.config import register_config
 from policystack.spec import Feature, Spec
-from sensors.base import SensorConfig, SourceEnded, ThreadedSensor
+from sensors.base import Pacer, SensorConfig, SourceEnded, ThreadedSensor
 from sensors.errors import DeviceNotFoundError, SensorConfigError
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,6 @@ class OpenCVCamera(ThreadedSensor):
         return cv2.VideoCapture(self.target, api)
 
     def _connect(self) -> None:
-        import cv2
         self._check_present()
         cap = self._open_capture()
         if not cap.isOpened():
@@ -151,8 +150,6 @@ class OpenCVCamera(ThreadedSensor):
             cap.release()
             raise
         self._cap = cap
-        self._t0 = time.monotonic()
-        self._k = 0
 
     def _apply_settings(self, cap) -> None:
         """Set width -> height -> fps -> fourcc (devices only), then read back and check every one."""
@@ -188,7 +185,7 @@ class OpenCVCamera(ThreadedSensor):
             fps = c.fps or self.actual["fps"]
             if not fps or fps <= 0:
                 raise SensorConfigError(f"camera {self.name!r}: file {self.target} reports no fps; set fps")
-            self._period = 1.0 / fps
+            self._pacer = Pacer(1.0 / fps)  # a file is replayed at its fps, not at decoder speed
 
     def _read(self):
         import cv2
@@ -196,7 +193,7 @@ class OpenCVCamera(ThreadedSensor):
         if cap is None:
             return None
         if self.kind == "file":
-            self._pace_file()
+            self._pacer.wait(self._stop)
         ok = cap.grab()
         t = time.monotonic()  # capture time: the frame is complete when grab() returns
         if not ok and self.kind == "file":
@@ -217,16 +214,6 @@ class OpenCVCamera(ThreadedSensor):
         if self._size is None:
             self._size = next(iter(data.values())).shape[:2]
         return t, data, t_dev
-
-    def _pace_file(self) -> None:
-        """Sleep to the next slot of the absolute schedule; restart it when decoding fell behind."""
-        now = time.monotonic()
-        due = self._t0 + self._k * self._period
-        if now - due > self._period:
-            self._t0, self._k, due = now, 0, now
-        elif due > now:
-            self._stop.wait(due - now)
-        self._k += 1
 
     def _process(self, frame_bgr: np.ndarray) -> dict[str, np.ndarray]:
         return {self.key: self._rgb(frame_bgr)}

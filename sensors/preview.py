@@ -17,6 +17,17 @@ from policystack import keys as K
 from sensors.rig import Rig, RigObservation
 
 
+def spectrogram_db(x: np.ndarray, n_fft: int = 512, hop: int = 160) -> np.ndarray:
+    """(freq, frames) power in dB re full scale, floored at -120 dB (silence stays finite)."""
+    x = np.asarray(x, np.float64)
+    if len(x) < n_fft:
+        x = np.pad(x, (n_fft - len(x), 0))
+    n = 1 + (len(x) - n_fft) // hop
+    frames = np.lib.stride_tricks.as_strided(x, (n, n_fft), (x.strides[0] * hop, x.strides[0]))
+    spec = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=1)) ** 2 / (n_fft / 4) ** 2
+    return 10 * np.log10(spec.T + 1e-12)
+
+
 def snapshots(rig: Rig, n: int = 4, interval: float = 0.5) -> list[RigObservation]:
     """``n`` observations ``interval`` seconds apart (the rig must be open)."""
     out = [rig.wait_ready()]
@@ -29,7 +40,7 @@ def snapshots(rig: Rig, n: int = 4, interval: float = 0.5) -> list[RigObservatio
     return out
 
 
-def contact_sheet(ticks: list[RigObservation], path: str | os.PathLike, title: str = "", dpi: int = 80,
+def contact_sheet(ticks: list[RigObservation], path: str | os.PathLike, title: str = "", dpi: int = 70,
                   sensor_of: dict[str, str] | None = None) -> Path:
     import matplotlib
     matplotlib.use("Agg")
@@ -50,12 +61,11 @@ def contact_sheet(ticks: list[RigObservation], path: str | os.PathLike, title: s
                 fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="m")
             elif mod == "audio":
                 x = v[0]
-                ax.specgram(x, NFFT=256, Fs=1.0, noverlap=128, cmap="magma") if np.any(x) else ax.plot(x)
-                ax.set_aspect("auto")
-                ax2 = ax.twinx()
-                ax2.plot(np.linspace(0, len(x), len(x)), x, color="w", lw=0.4, alpha=0.7)
-                ax2.set_ylim(-1, 1)
-                ax2.set_yticks([])
+                ax.imshow(spectrogram_db(x), origin="lower", aspect="auto", cmap="magma", vmin=-90, vmax=0,
+                          extent=(0, len(x), 0, 1))
+                ax.plot(np.arange(len(x)), 0.5 + 0.5 * np.clip(x, -1, 1), color="w", lw=0.3, alpha=0.8)
+                ax.set_xlim(0, len(x))
+                ax.set_ylim(0, 1)
             else:
                 ax.imshow(v)
             skew = o.skew.get(name)

@@ -20,7 +20,7 @@ import numpy as np
 from policystack import keys as K
 from policystack.config import register_config
 from policystack.spec import Feature, Spec
-from sensors.base import SensorConfig, SourceEnded, ThreadedSensor
+from sensors.base import Pacer, SensorConfig, SourceEnded, ThreadedSensor
 from sensors.errors import DeviceNotFoundError, SensorConfigError, SensorError
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class RealSenseCamera(ThreadedSensor):
         cprof = prof.get_stream(rs.stream.color).as_video_stream_profile()
         self.intrinsics = _intrinsics_dict(cprof.get_intrinsics())
         self._fmt = cprof.format()
-        self._period = 1.0 / (cprof.fps() or c.fps)
+        self._pacer = Pacer(1.0 / (cprof.fps() or c.fps))
         if c.depth:
             self.depth_scale = float(dev.first_depth_sensor().get_depth_scale())
             self.depth_intrinsics = _intrinsics_dict(prof.get_stream(rs.stream.depth)
@@ -157,16 +157,12 @@ class RealSenseCamera(ThreadedSensor):
         self._align = rs.align(rs.stream.color) if (c.depth and c.align) else None
         self._pipe, self._playback = pipe, (dev.as_playback() if c.file else None)
         self._last_color = None
-        self._t0, self._k = time.monotonic(), 0
 
     def _read(self):
         rs = import_rs()
         c = self.config
         if c.file and not c.real_time and c.pace:  # playback runs as fast as it is consumed: pace it
-            due = self._t0 + self._k * self._period
-            if due > time.monotonic():
-                self._stop.wait(due - time.monotonic())
-            self._k += 1
+            self._pacer.wait(self._stop)
         while True:
             ok, fs = self._pipe.try_wait_for_frames(int(c.frame_timeout * 1000))
             t = time.monotonic()  # capture-time estimate: when the frameset reached us
@@ -183,6 +179,7 @@ class RealSenseCamera(ThreadedSensor):
             if n != self._last_color:
                 break
             self.duplicates += 1  # the syncer re-paired an already emitted colour frame
+            del fs, color  # release it at once: playback may wait for its frames to return to the pool
             if self._stop.is_set():
                 return None
         self._last_color = n

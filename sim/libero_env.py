@@ -252,6 +252,8 @@ class LiberoEnv(gym.Env):
                           self.task_index, index, index % n, n)
             index %= n
             state = self.init_states[index]
+        if state.shape != self.init_states.shape[1:]:
+            raise ValueError(f"init_state has shape {state.shape}; this task's states are {self.init_states.shape[1:]}")
         self.init_state_index = index
         self._ensure_env()
         env = self._env.env
@@ -270,8 +272,6 @@ class LiberoEnv(gym.Env):
             if gripper is not None and hasattr(gripper, "current_action"):
                 gripper.current_action = np.zeros_like(gripper.current_action)
         self._apply_render_settings()
-        if state.shape != self.init_states.shape[1:]:
-            raise ValueError(f"init_state has shape {state.shape}; this task's states are {self.init_states.shape[1:]}")
         self._set_state(state)
         for _ in range(self.settle_steps):
             env.step(SETTLE_ACTION)

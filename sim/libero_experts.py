@@ -8,9 +8,10 @@ horizontal side at a height set by the object's size, or a rim grasp for bowls (
 outside). A grasp that did not lift the object is retried from the start (twice at most).
 
 Coverage (``expert_for`` returns None elsewhere): every libero_object task; every libero_spatial task
-(bowl rim grasps); libero_goal pick-and-place tasks (bowl/cream cheese/wine bottle onto the stove, the
-plate, the bowl, the cabinet), opening the middle drawer and turning on the stove; libero_90/libero_10
-tasks whose goal is a single ``on``/``in`` of one movable object.
+(bowl rim grasps); libero_goal except pushing the plate (pick-and-place onto the stove, the plate, the
+bowl, the cabinet and the wine rack; opening the middle drawer; opening the top drawer and putting the
+bowl in; turning on the stove, see sim/libero_primitives.py). libero_10/libero_90 tasks whose goal is a
+single ``on``/``in``/``open``/``turnon`` get the same scripts, untested there.
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ class Phase:
     on_end: Callable[[], None] | None = None
     approach: np.ndarray = field(default_factory=lambda: DOWN.copy())  # where the fingers point
     done: Callable[[], bool] | None = None      # an extra end condition (e.g. the drawer is open)
+    ori_tol: float | None = None                # also require the hand's orientation within this (rad)
 
 
 def _target_rotation(scene: Scene, axis: np.ndarray, approach: np.ndarray = DOWN) -> np.ndarray:
@@ -196,12 +198,15 @@ def servo(scene: Scene, pos: np.ndarray | None, axis: np.ndarray | None, grip: f
     return np.clip(a, -1, 1).astype(np.float32)
 
 
+Builder = Callable[[Scene, dict], list[Phase]]
+
+
 class WaypointExpert:
     """callable(obs) -> action; restarts its plan at every env reset (``env.episode_id``)."""
 
-    def __init__(self, env: "LiberoEnv", builder: Callable[[Scene, dict], list[Phase]], max_retries: int = 2):
+    def __init__(self, env: "LiberoEnv", builder: Builder | list[Builder], max_retries: int = 2):
         self.env = env
-        self.builder = builder
+        self.stages = list(builder) if isinstance(builder, (list, tuple)) else [builder]
         self.max_retries = max_retries
         self._episode = None
 
@@ -209,10 +214,12 @@ class WaypointExpert:
         self.scene = Scene(self.env)
         self.mem: dict = {}
         self.retries = 0
+        self.stage = 0
         self._start()
 
     def _start(self) -> None:
-        self.phases = self.builder(self.scene, self.mem)
+        # a stage's plan is built when the stage begins, from the scene as it is then
+        self.phases = self.stages[self.stage](self.scene, self.mem)
         self.i = 0
         self.k = 0
         self.trail: list[np.ndarray] = []
@@ -230,6 +237,9 @@ class WaypointExpert:
             target = p.pos() if p.pos is not None else None
             eef = self.scene.eef
             reached = target is None or np.linalg.norm(target - eef) < p.tol
+            if reached and p.axis is not None and p.ori_tol is not None:  # turned far enough, too
+                Rt = _target_rotation(self.scene, p.axis(), p.approach)
+                reached = np.linalg.norm(Rotation.from_matrix(Rt @ self.scene.eef_mat.T).as_rotvec()) < p.ori_tol
             self.trail.append(eef)
             stalled = (target is not None and self.k >= max(p.min_steps, 8)
                        and np.linalg.norm(self.trail[-1] - self.trail[-8]) < 0.0015)  # blocked: move on
@@ -247,6 +257,9 @@ class WaypointExpert:
                 self.i += 1
                 self.k = 0
                 self.trail = []
+                if self.i >= len(self.phases) and self.stage + 1 < len(self.stages):
+                    self.stage += 1
+                    self._start()
                 continue
             self.k += 1
             axis = p.axis() if p.axis is not None else None
@@ -291,7 +304,7 @@ def rim_grasp(s: Scene, obj: str, prefer: np.ndarray | None = None) -> Grasp:
         if score > best_score:
             best, best_score = u, score
     p = c + r * best
-    p[2] = hi[2] - 0.018
+    p[2] = max(hi[2] - 0.018, lo[2] + 0.009)   # the pads around the wall, above the support
     return Grasp(p, best, approach=0.08)
 
 
@@ -305,6 +318,7 @@ def _xy_distance(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
 
 
 def is_bowl(name: str) -> bool:
+    """Bowls are wider than the open gripper: they are taken by their rim."""
     return "bowl" in name
 
 
@@ -392,6 +406,14 @@ def place_on_region(site: str, parent: str) -> Callable[[Scene], tuple[np.ndarra
     return f
 
 
+def place_on_site(site: str) -> Callable[[Scene], tuple[np.ndarray, float]]:
+    """A region of the table: its centre, on the table top (the site sits on the surface)."""
+    def f(s: Scene):
+        p, size = s.site(site)
+        return p[:2], float(p[2] + size[2])
+    return f
+
+
 def _surface_under(s: Scene, parent: str, p: np.ndarray, r: float) -> float:
     """Top z of the parent's collision geoms whose boxes cover the point p (within r)."""
     top = -np.inf
@@ -409,7 +431,7 @@ def _goal(env: "LiberoEnv") -> list:
     return [list(map(str, g)) for g in env.raw_env.env.parsed_problem["goal_state"]]
 
 
-def _plan_for_goal(env: "LiberoEnv", goal: list) -> Callable[[Scene, dict], list[Phase]] | None:
+def _plan_for_goal(env: "LiberoEnv", goal: list) -> Builder | list[Builder] | None:
     rs = env.raw_env.env
     if len(goal) != 1:
         return None
@@ -423,11 +445,21 @@ def _plan_for_goal(env: "LiberoEnv", goal: list) -> Callable[[Scene, dict], list
                 return pick_place_plan(obj, place_in_container(target))
             return pick_place_plan(obj, place_on_object(target), clearance=0.01)
         if target in rs.object_sites_dict:       # a region of a fixture or object
-            parent = rs.object_sites_dict[target].parent_name
+            site = rs.object_sites_dict[target]
+            parent = site.parent_name
             if "contain_region" in target:       # e.g. basket_1_contain_region
                 return pick_place_plan(obj, place_in_container(parent))
+            if pred == "on" and parent is None:  # a region of the table
+                lo, hi = Scene(env).aabb(obj)
+                if min(hi[0] - lo[0], hi[1] - lo[1]) > 0.075 and not is_bowl(obj):
+                    return None  # wider than the gripper and no rim to hold (a plate): not scripted
+                return pick_place_plan(obj, place_on_site(target), clearance=0.01)
             if pred == "on":
                 return pick_place_plan(obj, place_on_region(target, parent), clearance=0.015)
+            if pred == "in" and getattr(site, "joints", None):   # a drawer: open it, then put the object in
+                from sim.libero_primitives import open_drawer_plan
+                return [open_drawer_plan(target), pick_place_plan(obj, place_on_region(target, parent),
+                                                                  clearance=0.02)]
         return None
     if pred == "open" and len(goal[0]) == 2:
         from sim.libero_primitives import open_drawer_plan

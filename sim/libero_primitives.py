@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from sim.libero_experts import DOWN, Phase, Scene
+from sim.libero_experts import Phase, Scene
 
 
 def _body_geoms(s: Scene, body: int) -> list[int]:
@@ -79,7 +79,7 @@ def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict
 
 # ----- stove knobs -----------------------------------------------------------------------------
 def turn_on_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
-    """Push the knob's lever end sideways with the closed gripper so the knob turns into its 'on' range."""
+    """Grasp the knob's lever near its tip and carry it along its arc into the 'on' range."""
 
     def build(s: Scene, mem: dict) -> list[Phase]:
         obj = s.rs.get_object(name)
@@ -104,38 +104,44 @@ def turn_on_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
         arm = np.array([far[0] - center[0], far[1] - center[1], 0.0])
         r = np.linalg.norm(arm)
         arm /= max(r, 1e-9)
-        r = 0.8 * r                               # push a bit inside the tip
+        r = max(0.75 * r, r - 0.02)               # grasp a bit inside the tip
         tangent = direction * np.cross(axis, arm)  # the tip's motion when turning on
         tangent[2] = 0
         tangent /= np.linalg.norm(tangent)
-        z = max(c[2], hi[2] - 0.012)
-        half_w = 0.5 * float(np.abs(hi[:2] - lo[:2]) @ np.abs(tangent[:2]))
+        q0 = s.joint_qpos(jname)
+        zsign = 1.0 if axis[2] >= 0 else -1.0
 
-        def on_arc(theta: float, back: float) -> np.ndarray:
+        def angle() -> float:  # the lever's rotation about world z since the plan started
+            return zsign * (s.joint_qpos(jname) - q0)
+
+        def rot(theta: float) -> np.ndarray:
             ca, sa = np.cos(theta), np.sin(theta)
-            Rz = np.array([[ca, -sa, 0], [sa, ca, 0], [0, 0, 1]])
-            a, t = Rz @ arm, Rz @ tangent
-            return np.array([center[0], center[1], z]) + r * a - t * back
+            return np.array([[ca, -sa, 0], [sa, ca, 0], [0, 0, 1]])
 
-        start = on_arc(0.0, half_w + 0.025)
-        target_q = min(on_ranges) + 0.35
+        def grip_point(theta: float) -> np.ndarray:
+            return np.array([center[0], center[1], zg]) + r * (rot(theta) @ arm)
+
+        zg = c[2] + 0.004                                   # pads around the lever's middle height
+        target_q = min(on_ranges) + 0.3 if direction > 0 else max(on_ranges) - 0.3
+        step = direction * zsign * 0.8                      # lead the lever along its arc
 
         def turned() -> bool:
             return direction * s.joint_qpos(jname) >= direction * target_q
 
-        def push_target():
-            theta = direction * s.joint_qpos(jname) * np.sign(axis[2] if abs(axis[2]) > 0.5 else 1.0)
-            return on_arc(theta + 1.0, half_w + 0.01)
+        def across() -> np.ndarray:  # fingers close across the lever, turning with it
+            return rot(angle()) @ tangent
 
-        finger_axis = tangent.copy()   # fingers closed along the push: a flat, wide pusher
+        g0 = grip_point(0.0)
         return [
-            Phase("above", lambda: start + [0, 0, 0.08], +1, lambda: finger_axis, tol=0.012, max_steps=60),
-            Phase("descend", lambda: start, +1, lambda: finger_axis, tol=0.006, max_steps=40, speed=0.5),
-            Phase("push", push_target, +1, lambda: finger_axis, tol=0.004, max_steps=80, speed=1.0, done=turned),
-            Phase("lift", lambda: s.eef + np.array([0, 0, 0.06]) - tangent * 0.02, +1, tol=0.01, max_steps=15),
+            Phase("above", lambda: g0 + [0, 0, 0.08], -1, lambda: tangent, tol=0.012, max_steps=60, ori_tol=0.08),
+            Phase("descend", lambda: g0, -1, lambda: tangent, tol=0.006, max_steps=40, speed=0.5),
+            Phase("close", lambda: g0, +1, lambda: tangent, min_steps=9, max_steps=9),
+            Phase("turn", lambda: grip_point(angle() + step), +1, across, tol=0.003, max_steps=90, speed=1.0,
+                  done=turned),
+            Phase("release", None, -1, min_steps=6, max_steps=6),
+            Phase("lift", lambda: s.eef + np.array([0, 0, 0.06]), -1, tol=0.01, max_steps=15),
         ]
 
     return build
 
 
-__all__ = ["open_drawer_plan", "turn_on_plan", "DOWN"]

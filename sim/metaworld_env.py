@@ -1,6 +1,8 @@
 """Meta-World v3 as a gymnasium env with policystack observation keys.
 
-Observation: ``observation.state`` (39-D, goal observable, names in STATE_NAMES), optional
+Observation: ``observation.state`` (39-D, goal observable, names in STATE_NAMES; or with
+``state="proprio"`` only the robot's own 4-D hand position + gripper opening, so that a pixel policy
+must find objects and goals in the images), optional
 ``observation.images.<cam>`` (uint8 HxWx3) and ``observation.depth.<cam>`` (float32 metres), and
 ``task`` (the instruction). Init state ``i`` is the i-th draw of Meta-World's own task sampler from a
 generator seeded by ``(init_seed, i)``: episode i of a task always starts from the same state, and
@@ -42,8 +44,13 @@ class MetaWorldEnv(gym.Env):
     def __init__(self, task: str = "reach-v3", cameras: Sequence[str] = (), image_size: int | Sequence[int] = 84,
                  depth: bool = False, init_seed: int = 0, max_episode_steps: int = 500,
                  terminate_on_success: bool = True, fast_render: bool = True,
-                 render_mode: str | None = "rgb_array", render_camera: str = "corner2"):
+                 render_mode: str | None = "rgb_array", render_camera: str = "corner2", state: str = "full"):
         (task,) = resolve_tasks(task)
+        if state not in ("full", "proprio"):
+            raise ValueError(f"state must be 'full' or 'proprio', got {state!r}")
+        self.state_mode = state
+        self._state_dim = 39 if state == "full" else 4
+        self._full_state = np.zeros(39, np.float32)
         bad = [c for c in cameras if c not in CAMERAS]
         if bad:
             raise ValueError(f"unknown Meta-World camera {bad[0]!r}; choose from {CAMERAS}")
@@ -75,7 +82,7 @@ class MetaWorldEnv(gym.Env):
         self._steps = 0
 
         obs_spaces: dict[str, spaces.Space] = {
-            K.STATE: spaces.Box(-np.inf, np.inf, (39,), np.float32)}
+            K.STATE: spaces.Box(-np.inf, np.inf, (self._state_dim,), np.float32)}
         for cam in self.cameras:
             obs_spaces[K.image_key(cam)] = spaces.Box(0, 255, (self.height, self.width, 3), np.uint8)
             if depth:
@@ -88,7 +95,7 @@ class MetaWorldEnv(gym.Env):
     # ----- spec -----------------------------------------------------------------------------
     @property
     def spec_features(self) -> Spec:
-        feats = [Feature(K.STATE, (39,), "float32", names=STATE_NAMES)]
+        feats = [Feature(K.STATE, (self._state_dim,), "float32", names=STATE_NAMES[: self._state_dim])]
         for cam in self.cameras:
             feats.append(Feature(K.image_key(cam), (self.height, self.width, 3), "uint8"))
             if self.use_depth:
@@ -147,7 +154,8 @@ class MetaWorldEnv(gym.Env):
         return np.ascontiguousarray(img)
 
     def _obs(self, state: np.ndarray) -> dict[str, Any]:
-        obs: dict[str, Any] = {K.STATE: np.asarray(state, np.float32)}
+        self._full_state = np.asarray(state, np.float32)
+        obs: dict[str, Any] = {K.STATE: self._full_state if self._state_dim == 39 else self._full_state[:4].copy()}
         if self.cameras:
             r = self._ensure_renderer()
             for cam in self.cameras:
@@ -171,6 +179,11 @@ class MetaWorldEnv(gym.Env):
         self._env.close()
 
     # ----- experts --------------------------------------------------------------------------
+    @property
+    def expert_state(self) -> np.ndarray:
+        """The full 39-D simulator state of the last observation (what the scripted expert reads)."""
+        return self._full_state
+
     def expert(self):
         """Meta-World's shipped scripted policy for this task: callable(state 39-D) -> action."""
         from metaworld.policies import ENV_POLICY_MAP

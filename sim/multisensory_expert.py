@@ -31,6 +31,7 @@ PRIMITIVES = {
     "rotate": (0.0, 0.0, 0.0, 1.0),
 }
 STAGE_DATASET = "stage"
+EXECUTED_DATASET = "executed_actions"   # what was executed (differs from the label under DART noise)
 
 
 def primitive(name: str) -> np.ndarray:
@@ -48,11 +49,12 @@ class PegKeywayExpert:
         env = self.env
         d = env.data
         stage = env.stage
-        if stage == 0:
+        if stage == 0:              # align x first, then y (a deterministic order: no tie-breaking labels)
             err = env.hole_xy - d.qpos[:2]
-            axis = int(np.argmax(np.abs(err)))
-            if abs(err[axis]) >= 0.004:
-                return ("+x" if err[0] > 0 else "-x") if axis == 0 else ("+y" if err[1] > 0 else "-y")
+            if abs(err[0]) >= 0.004:
+                return "+x" if err[0] > 0 else "-x"
+            if abs(err[1]) >= 0.004:
+                return "+y" if err[1] > 0 else "-y"
             stage = 1
         if stage == 1:
             force, _ = env.contact_wrench()
@@ -91,7 +93,7 @@ def generate_demos(out_path: str | Path, n_episodes: int, init_seed: int = 1, st
         while written < n_episodes:
             obs, info = env.reset(options={"init_state_index": index})
             frames: dict[str, list] = {k: [] for k in obs if k != K.TASK}
-            actions, stages, rewards = [], [], []
+            actions, stages, rewards, executed = [], [], [], []
             done = False
             while not done:
                 for k in frames:
@@ -102,6 +104,7 @@ def generate_demos(out_path: str | Path, n_episodes: int, init_seed: int = 1, st
                 if dart_prob > 0 and env.stage == 0 and rng.random() < dart_prob:
                     act = primitive(lateral[int(rng.integers(4))])
                 actions.append(label)
+                executed.append(act)
                 obs, r, term, trunc, info = env.step(act)
                 rewards.append(r)
                 done = term or trunc
@@ -115,6 +118,7 @@ def generate_demos(out_path: str | Path, n_episodes: int, init_seed: int = 1, st
                                     "latch_z": env.latch_z})
                 name = writer.add(ep)
                 writer.data[name].create_dataset(STAGE_DATASET, data=np.asarray(stages, np.int64))
+                writer.data[name].create_dataset(EXECUTED_DATASET, data=np.stack(executed).astype(np.float32))
                 writer.f.flush()
                 written += 1
                 bar.update(1)
@@ -131,6 +135,15 @@ def generate_demos(out_path: str | Path, n_episodes: int, init_seed: int = 1, st
 
 def read_stage_labels(path: str | Path, limit: int | None = None) -> list[np.ndarray]:
     """Per-step stage labels of each episode (same order as ``read_episodes``)."""
+    return _read_per_step(path, STAGE_DATASET, np.int64, limit, required=True)
+
+
+def read_executed_actions(path: str | Path, limit: int | None = None) -> list[np.ndarray] | None:
+    """Executed actions per episode (None when the file does not have them: then executed = labels)."""
+    return _read_per_step(path, EXECUTED_DATASET, np.float32, limit, required=False)
+
+
+def _read_per_step(path, name: str, dtype, limit, required: bool):
     import h5py
     from policystack.dataset import _demo_sort_key
 
@@ -144,7 +157,9 @@ def read_stage_labels(path: str | Path, limit: int | None = None) -> list[np.nda
         out = []
         for n in names:
             g = f["data"][n]
-            if STAGE_DATASET not in g:
-                raise DatasetError(f"{path}:{n} has no per-step '{STAGE_DATASET}' dataset")
-            out.append(np.asarray(g[STAGE_DATASET][()], np.int64))
+            if name not in g:
+                if required:
+                    raise DatasetError(f"{path}:{n} has no per-step '{name}' dataset")
+                return None
+            out.append(np.asarray(g[name][()], dtype))
         return out

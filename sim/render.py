@@ -7,10 +7,23 @@ two-renderers-in-one-process bug (garbage or blank frames).
 
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 
 import mujoco
 import numpy as np
+
+_LIVE: "weakref.WeakSet[FastRenderer]" = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    # free GL contexts while EGL is still loaded; at interpreter teardown __del__ would raise EGLError noise
+    for r in list(_LIVE):
+        try:
+            r.close()
+        except Exception:
+            pass
 
 
 def ensure_headless_gl() -> None:
@@ -30,6 +43,11 @@ class FastRenderer:
         self.fast = fast
         self._r = mujoco.Renderer(model, height, width)
         self._depth_on = False
+        if not _LIVE and not getattr(_close_all, "registered", False):
+            # registered after mujoco's EGL module (imported with the first context), so it runs first
+            atexit.register(_close_all)
+            _close_all.registered = True
+        _LIVE.add(self)
 
     def _scene(self, data: mujoco.MjData, camera: str | int) -> None:
         self._r.update_scene(data, camera=camera)

@@ -36,9 +36,10 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--state-indices", default="0,1,2,3", help="proprio dims of observation.state ('' = none)")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task")
-    p.add_argument("--max-steps", type=int, default=200)
+    p.add_argument("--max-steps", type=int, default=150)
     p.add_argument("--image-key", default="observation.images.corner2")
-    p.add_argument("--out", default="runs/dnce_lcbc", type=Path)
+    p.add_argument("--kinds", default="decisionnce_T,random_init", help="which frozen encoders to probe")
+    p.add_argument("--out", default="runs/dnce_lcbc", type=Path, help="rows already in <out>/lcbc.json are kept")
     p.add_argument("--figures", default="docs/results/figures", type=Path)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -60,10 +61,13 @@ def main(argv=None) -> int:
     stats = compute_stats(train_eps, [K.STATE, K.ACTION])
     enc_cfg = DualEncoder.load(args.encoder).cfg
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    done = args.out / "lcbc.json"
+    rows = json.loads(done.read_text())["rows"] if done.is_file() else []
     t_start = time.time()
     for seed in [int(s) for s in args.seeds.split(",")]:
-        for kind in ("decisionnce_T", "random_init"):
+        for kind in args.kinds.split(","):
+            if any(r["seed"] == seed and r["encoder"] == kind for r in rows):
+                continue
             t0 = time.time()
             torch.manual_seed(seed)
             cfg = DecisionNCEConfig(encoder_path=args.encoder if kind == "decisionnce_T" else None,
@@ -114,6 +118,8 @@ def markdown(rows, tasks) -> str:
            "".join(f" {t.replace('-v3', '')} |" for t in tasks), "|---|---|---|---|" + "---|" * len(tasks)]
     for kind in ("decisionnce_T", "random_init"):
         rs = [r for r in rows if r["encoder"] == kind]
+        if not rs:
+            continue
         s = [r["success"] for r in rs]
         out.append(f"| {kind} | {np.mean(s):.3f} ± {np.std(s):.3f} | {', '.join(f'{x:.2f}' for x in s)} | "
                    f"{np.mean([r['heldout_mse'] for r in rs]):.3f} |" +
@@ -130,6 +136,8 @@ def plot(rows, tasks, path: Path) -> None:
     x = np.arange(len(tasks) + 1)
     for i, kind in enumerate(("decisionnce_T", "random_init")):
         rs = [r for r in rows if r["encoder"] == kind]
+        if not rs:
+            continue
         vals = np.array([[r["per_task"][t] for t in tasks] + [r["success"]] for r in rs])
         ax.bar(x + (i - 0.5) * 0.4, vals.mean(0), 0.4, yerr=vals.std(0), capsize=2, label=kind)
     ax.set_xticks(x, [t.replace("-v3", "") for t in tasks] + ["mean"], rotation=30, ha="right", fontsize=7)

@@ -34,6 +34,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--logit-scale", type=float, default=100.0, help="κ (paper: 100)")
+    p.add_argument("--crop-scale", default="0.5,1.0", help="RandomResizedCrop area range (paper: 0.2,1.0 at 224²)")
+    p.add_argument("--brightness", type=float, default=0.2, help="per-frame brightness jitter (paper: 0.5)")
     p.add_argument("--train-episodes", type=int, default=10, help="first N episodes per task train; the rest evaluate")
     p.add_argument("--holdout", default=",".join(HOLDOUT))
     p.add_argument("--image-key", default="observation.images.corner2")
@@ -55,7 +58,8 @@ def main(argv=None) -> int:
                          encoder=EncoderConfig(text_tower=args.text_tower), variant=args.variant,
                          steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          episodes_per_task=args.train_episodes, seed=args.seed, log_every=25,
-                         warmup_steps=args.warmup)
+                         warmup_steps=args.warmup, logit_scale=args.logit_scale, brightness=args.brightness,
+                         crop_scale=tuple(float(x) for x in args.crop_scale.split(",")))
     enc_dir = args.out / "checkpoints" / "last" / "encoder"
     t0 = time.time()
     if not (args.reuse and enc_dir.is_dir()):

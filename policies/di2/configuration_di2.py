@@ -42,7 +42,8 @@ class DI2Config(PolicyConfig):
     heads: int = 4
     fusion_depth: int = 2            # gated x-attn + "LM" self-attention blocks
     n_query_tokens: int = 4          # learned text-side tokens beside the instruction token
-    gate_init: float = 0.0           # tanh gates of the cross-attention (OpenFlamingo: 0)
+    gate_init: float = 1.0           # tanh gates of the x-attention; OpenFlamingo uses 0 to protect a
+                                     # pre-trained LM, which this from-scratch stand-in does not have
     lstm_hidden: int = 128           # paper: 1024
     lstm_layers: int = 2             # paper: 4
     dropout: float = 0.1

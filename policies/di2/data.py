@@ -73,10 +73,10 @@ class WindowData:
     def __len__(self) -> int:
         return len(self.actions)
 
-    def batch(self, idx: np.ndarray) -> dict:
+    def batch(self, idx: np.ndarray, window: int | None = None) -> dict:
         """Windows ending at global frame indices ``idx`` (B,) -> dict of (B, window, ...) tensors."""
         idx = np.asarray(idx)
-        offs = np.arange(-self.window + 1, 1)
+        offs = np.arange(-(window or self.window) + 1, 1)
         rel = self.t_of[idx][:, None] + offs[None]              # time within the episode (may be < 0)
         gidx = self.start_of[idx][:, None] + np.maximum(rel, 0)
         out = {k: torch.from_numpy(self.arrays[k][gidx]) for k in self.keys}
@@ -89,10 +89,11 @@ class WindowData:
         idx = torch.randint(0, len(self), (batch_size,), generator=generator).numpy()
         return self.batch(idx)
 
-    def iter_eval(self, batch_size: int, max_batches: int | None = None, stride: int = 1):
-        """Deterministic batches over every ``stride``-th frame (held-out metrics)."""
+    def iter_eval(self, batch_size: int, max_batches: int | None = None, stride: int = 1,
+                  window: int | None = None):
+        """Deterministic batches over every ``stride``-th frame (held-out metrics, token caches)."""
         idx = np.arange(0, len(self), stride)
         for n, s in enumerate(range(0, len(idx), batch_size)):
             if max_batches is not None and n >= max_batches:
                 return
-            yield self.batch(idx[s:s + batch_size])
+            yield self.batch(idx[s:s + batch_size], window)

@@ -7,7 +7,8 @@ stage checkpoints, each with the same init states:
     rgbd_nodepth   RGB-D-RF evaluated without depth (depth tokens dropped; Table II's collapse)
     dcm_nodac      DCM without DAC: the RGB-D policy fed DCM-predicted depth tokens, unquantised
     di2            DI²: RGB -> DCM -> codebook -> the stage-3 policy
-and, when asked, with ground-truth depth: ``rgbd_gt`` (RGB-D-RF) and ``di2_gt`` (DI² "Ours*").
+and, when asked, with ground-truth depth: ``rgbd_gt`` (RGB-D-RF) and ``di2_gt`` (DI² "Ours*"), and
+``rgb_matched``: an RGB-only run trained for as many policy steps as DI² gets in total.
 
 Every (seed, condition, task) result is a JSON file, so an interrupted experiment resumes where it
 stopped. Demos: Meta-World's scripted experts (``policystack.demos``) or LIBERO's
@@ -39,6 +40,8 @@ CONDITIONS = {
     "di2": ("di2", "dcm_vq", "DI² (RGB)"),
     "rgbd_gt": ("rgbd", "gt", "RGB-D-RF with GT depth"),
     "di2_gt": ("di2", "gt_vq", "DI²* with GT depth"),
+    # control: the RGB policy trained for as many policy steps as DI² gets (rgb + rgbd + di2)
+    "rgb_matched": ("rgb", "none", "RGB-RF, matched steps"),
 }
 MAIN_CONDITIONS = ("rgb", "rgbd_nodepth", "dcm_nodac", "di2")
 
@@ -119,8 +122,8 @@ def make_demos(cfg: DI2ExperimentConfig) -> tuple[str, ...]:
     return tuple(paths)
 
 
-def seed_run_dir(cfg: DI2ExperimentConfig, seed: int) -> Path:
-    return Path(cfg.output_dir) / f"seed_{seed}"
+def seed_run_dir(cfg: DI2ExperimentConfig, seed: int, condition: str = "") -> Path:
+    return Path(cfg.output_dir) / (f"seed_{seed}_rgb_matched" if condition == "rgb_matched" else f"seed_{seed}")
 
 
 def evaluate_condition(cfg: DI2ExperimentConfig, seed: int, condition: str, task: str) -> dict:
@@ -131,7 +134,7 @@ def evaluate_condition(cfg: DI2ExperimentConfig, seed: int, condition: str, task
     if out.is_file():
         return json.loads(out.read_text())
     stage, source, _ = CONDITIONS[condition]
-    policy = load_policy(seed_run_dir(cfg, seed) / "stages" / stage / "pretrained")
+    policy = load_policy(seed_run_dir(cfg, seed, condition) / "stages" / stage / "pretrained")
     policy.set_depth_source(source)
     depth = policy.config.uses_depth_input
     report = evaluate(policy, _env_name(cfg, task), n_episodes=cfg.n_eval_episodes,
@@ -221,6 +224,10 @@ def run_experiment(cfg: DI2ExperimentConfig, figure: str | Path | None = None) -
     for seed in cfg.seeds:
         tcfg = dataclasses.replace(cfg.train, dataset=datasets, output_dir=str(seed_run_dir(cfg, seed)), seed=seed)
         train(tcfg)
+        if "rgb_matched" in cfg.conditions:
+            t = cfg.train
+            train(dataclasses.replace(tcfg, output_dir=str(seed_run_dir(cfg, seed, "rgb_matched")), stages=("rgb",),
+                                      steps_rgb=t.steps_rgb + t.steps_rgbd + t.steps_di2))
         for cond in cfg.conditions:
             for task in cfg.tasks:
                 results.append(evaluate_condition(cfg, seed, cond, task))

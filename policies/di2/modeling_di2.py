@@ -207,21 +207,19 @@ class DI2Policy(Policy):
         views = self._views(batch, with_depth=True, augment=augment)
         return [(self.rgb_tokens(rgb), self.depth_tokens(depth)) for rgb, depth in views]
 
-    def dcm_loss(self, batch: Mapping[str, Any]):
-        """Stage 1: mean over cameras of MSE(DCM(R), D); R and D come from frozen branches."""
-        pairs = self.token_targets(batch, augment=self.training)
-        losses = [F.mse_loss(self.dcm(r), d) for r, d in pairs]
-        loss = torch.stack(losses).mean()
+    def dcm_loss(self, rgb_tok: torch.Tensor, depth_tok: torch.Tensor):
+        """Stage 1: MSE(DCM(R), D) on frozen tokens (cameras stacked on the batch axis, so the mean
+        over cameras of equal size is the reference's ½[MSE_static + MSE_gripper])."""
+        loss = F.mse_loss(self.dcm(rgb_tok), depth_tok)
         return loss, {"loss": float(loss.detach())}
 
-    def dac_loss(self, batch: Mapping[str, Any], update: bool = True):
+    def dac_loss(self, depth_tok: torch.Tensor, update: bool = True):
         """Stage 2: MSE(z_st, z) + VQ loss on frozen GT depth tokens; dead codes restart when ``update``."""
-        z = torch.cat([d for _, d in self.token_targets(batch, augment=self.training)], dim=0)
-        z_st, vq, info = self.codebook(z, update=update)
-        loss = F.mse_loss(z_st, z) + vq
+        z_st, vq, info = self.codebook(depth_tok, update=update)
+        loss = F.mse_loss(z_st, depth_tok) + vq
         return loss, {"loss": float(loss.detach()), "perplexity": info["perplexity"],
                       "active": info["active"], "reinit": info["reinit"],
-                      "quant_mse": float(F.mse_loss(z_st.detach(), z))}
+                      "quant_mse": float(F.mse_loss(z_st.detach(), depth_tok))}
 
     # ----- parameter groups -------------------------------------------------------------------
     def set_trainable(self, prefixes: tuple[str, ...]) -> list[str]:

@@ -61,16 +61,20 @@ class DI2TrainConfig:
     batch_size: int = 16
     steps_rgb: int = 1500
     steps_rgbd: int = 1000
-    steps_dcm: int = 600
-    steps_dac: int = 300
+    steps_dcm: int = 3000
+    steps_dac: int = 1000
     steps_di2: int = 600
     lr: float = 3e-4                     # AdamW, constant after warm-up (paper: 1e-4, warm-up 5000)
     warmup_steps: int = 100
     xattn_weight_decay: float = 0.1      # only on gated cross-attention weights, as the paper
     dac_lr: float = 3e-4                 # stage 2: Adam(amsgrad)
     grad_clip: float = 1.0
+    # stages 1-2 learn on frozen tokens, so they read a cache: every training frame once unshifted and
+    # ``token_copies`` times under a random shared RGB/depth shift; batches of frames from it
+    token_copies: int = 2
+    token_batch_size: int = 64
     val_every: int = 10                  # hold out every n-th episode per task for stage metrics
-    eval_interval: int = 100             # held-out metric every n steps (dcm/dac stages)
+    eval_interval: int = 250             # held-out metric every n steps (dcm/dac stages)
     save_every: int = 200
     limit_episodes: int | None = None    # per file
     num_threads: int = 1
@@ -180,12 +184,19 @@ class StageRunner:
             log.info("di2: resuming stage %s at step %d", stage, step)
         n_steps = cfg.steps(stage)
         log.info("di2 stage %s: %d steps, %d trainable tensors", stage, n_steps, len(names))
+        token_stage = stage in ("dcm", "dac")
+        if token_stage:
+            self._ensure_token_cache()
         baseline = self.mean_token_baseline() if stage == "dcm" and self.val is not None else None
         t0 = time.time()
         bar = tqdm(total=n_steps, initial=step, desc=f"di2 {stage}", leave=False, mininterval=5)
         while step < n_steps:
             policy.train()
-            batch = self.train.sample(cfg.batch_size, gen)
+            if token_stage:
+                idx = torch.randint(0, len(self.tok_train[0]), (cfg.token_batch_size,), generator=gen)
+                batch = (self.tok_train[0][idx].flatten(0, 1), self.tok_train[1][idx].flatten(0, 1))
+            else:
+                batch = self.train.sample(cfg.batch_size, gen)
             if stage != "dac":
                 for g in opt.param_groups:
                     g["lr"] = _lr_at(step, cfg)
@@ -220,52 +231,63 @@ class StageRunner:
                  {k: v for k, v in history[-1].items() if k != "step"} if history else {})
         return metrics
 
-    def objective(self, stage: str, batch: dict):
+    def objective(self, stage: str, batch):
         if stage == "dcm":
-            return self.policy.dcm_loss(batch)
+            return self.policy.dcm_loss(*batch)
         if stage == "dac":
-            return self.policy.dac_loss(batch, update=True)
+            return self.policy.dac_loss(batch[1], update=True)
         return self.policy.action_loss(batch)
+
+    # ----- frozen-token cache (stages 1 and 2) -------------------------------------------------
+    @torch.no_grad()
+    def _tokens(self, data: WindowData, copies: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, D) of shape (frames * (1 + copies), n_cameras, n_tokens, dim): copy 0 unshifted."""
+        self.policy.eval()
+        rs, ds = [], []
+        for copy in range(1 + copies):
+            for batch in data.iter_eval(256, window=1):  # one frame per sample
+                pairs = self.policy.token_targets(batch, augment=copy > 0)
+                rs.append(torch.stack([r for r, _ in pairs], 1))
+                ds.append(torch.stack([d for _, d in pairs], 1))
+        return torch.cat(rs), torch.cat(ds)
+
+    def _ensure_token_cache(self) -> None:
+        if getattr(self, "tok_train", None) is not None:
+            return
+        t0 = time.time()
+        # the generator keeps the cache (hence resumed runs) reproducible
+        state = torch.get_rng_state()
+        torch.manual_seed(self.cfg.seed + 7919)
+        self.tok_train = self._tokens(self.train, self.cfg.token_copies)
+        self.tok_val = self._tokens(self.val, 0) if self.val is not None else None
+        torch.set_rng_state(state)
+        log.info("di2: token cache %s in %.0fs", tuple(self.tok_train[0].shape), time.time() - t0)
 
     # ----- held-out metrics ------------------------------------------------------------------
     @torch.no_grad()
     def mean_token_baseline(self) -> float:
-        """Held-out MSE of predicting the training-set mean depth token (per camera, per position)."""
-        self.policy.eval()
-        sums, n = None, 0
-        for batch in self.train.iter_eval(64, max_batches=20, stride=7):
-            pairs = self.policy.token_targets(batch, augment=False)
-            d = torch.stack([dt.sum(0) for _, dt in pairs])
-            sums = d if sums is None else sums + d
-            n += pairs[0][1].shape[0]
-        mean = sums / n
-        errs = []
-        for batch in self.val.iter_eval(64, max_batches=20, stride=3):
-            pairs = self.policy.token_targets(batch, augment=False)
-            errs.append(torch.stack([F.mse_loss(mean[i].expand_as(dt), dt) for i, (_, dt) in enumerate(pairs)]).mean())
-        return float(torch.stack(errs).mean())
+        """Held-out MSE of predicting the training-set mean depth token (per camera and position)."""
+        mean = self.tok_train[1][: len(self.train)].mean(0)   # unshifted training frames
+        return float(F.mse_loss(mean.expand_as(self.tok_val[1]), self.tok_val[1]))
 
     @torch.no_grad()
     def heldout(self, stage: str) -> dict:
         """dcm: held-out MSE(DCM(R), D). dac: perplexity, MSE before/after quantisation, code agreement."""
         policy = self.policy
         policy.eval()
-        out: dict[str, list] = {}
-        for batch in self.val.iter_eval(64, max_batches=10, stride=3):
-            for r, d in policy.token_targets(batch, augment=False):
-                pred = policy.dcm(r)
-                out.setdefault("val_dcm_mse", []).append(float(F.mse_loss(pred, d)))
-                if stage == "dac":
-                    qd, qp = policy.codebook.quantize(d), policy.codebook.quantize(pred)
-                    idx_d, _ = policy.codebook.lookup(d.reshape(-1, d.shape[-1]))
-                    idx_p, _ = policy.codebook.lookup(pred.reshape(-1, d.shape[-1]))
-                    out.setdefault("val_before_error", []).append(float(F.mse_loss(d, pred)))
-                    out.setdefault("val_after_error", []).append(float(F.mse_loss(qd, qp)))
-                    out.setdefault("val_quant_mse", []).append(float(F.mse_loss(qd, d)))
-                    out.setdefault("val_code_agreement", []).append(float((idx_d == idx_p).float().mean()))
-                    out.setdefault("val_perplexity", []).append(
-                        policy.codebook.perplexity_of(idx_d, policy.codebook.n_codes))
-        return {k: float(np.mean(v)) for k, v in out.items()}
+        r, d = (t.flatten(0, 1) for t in self.tok_val)
+        pred = torch.cat([policy.dcm(c) for c in r.split(512)])
+        out = {"val_dcm_mse": float(F.mse_loss(pred, d))}
+        if stage == "dac":
+            cb = policy.codebook
+            qd, qp = cb.quantize(d), cb.quantize(pred)
+            idx_d, _ = cb.lookup(d.reshape(-1, d.shape[-1]))
+            idx_p, _ = cb.lookup(pred.reshape(-1, d.shape[-1]))
+            out.update(val_before_error=float(F.mse_loss(pred, d)), val_after_error=float(F.mse_loss(qp, qd)),
+                       val_quant_mse=float(F.mse_loss(qd, d)),
+                       val_code_agreement=float((idx_d == idx_p).float().mean()),
+                       val_perplexity=cb.perplexity_of(idx_d, cb.n_codes))
+        return out
 
     @torch.no_grad()
     def heldout_action_loss(self, source: str) -> float:
@@ -304,7 +326,8 @@ def plot_stages(run_dir: Path) -> Path | None:
         ax.set_yscale("log")
         ax.set_title(stage)
         ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     path = run_dir / "stages.png"
     fig.savefig(path)

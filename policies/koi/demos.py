@@ -43,14 +43,15 @@ def rollout_expert(env: Any, expert: Any, init_state_index: int, steps: int, act
 
 
 def generate_demos(env: Any, n: int, steps: int, action_repeat: int, image_key: str,
-                   max_tries: int | None = None) -> list[Demo]:
-    """``n`` successful expert demos from init states 0, 1, ... of ``env`` (failed ones are skipped)."""
+                   max_tries: int | None = None, require_success: bool = True) -> list[Demo]:
+    """``n`` successful expert demos from init states 0, 1, ... of ``env`` (failed ones are skipped
+    unless ``require_success`` is off, e.g. for episodes too short to finish the task)."""
     expert = env.unwrapped.expert()
     demos, i = [], 0
     max_tries = max_tries or 5 * n
     while len(demos) < n and i < max_tries:
         demo, ok = rollout_expert(env, expert, i, steps, action_repeat, image_key)
-        if ok:
+        if ok or not require_success:
             demos.append(demo)
         else:
             log.warning("expert failed from init state %d; skipped", i)

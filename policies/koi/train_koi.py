@@ -60,6 +60,7 @@ class KOITrainConfig:
     num_demos: int = 1
     demo_path: str | None = None               # HDF5 episodes instead of generating with the expert
     demo_init_seed: int = 1                    # init-state split of the demos
+    demo_require_success: bool = True          # skip expert episodes that do not succeed in episode_steps
     train_init_seed: int = 1000                # + seed: split of the online episodes
     eval_init_seed: int = 0                    # split of the evaluation episodes
     eval_episodes: int = 50
@@ -139,7 +140,8 @@ def prepare_demos(cfg: KOITrainConfig) -> list:
         return demos_from_hdf5(Path(cfg.demo_path), cfg.image_key, cfg.num_demos, cfg.action_repeat)
     env = make_env(cfg, cfg.demo_init_seed, terminate_on_success=False)
     try:
-        return generate_demos(env, cfg.num_demos, cfg.episode_steps, cfg.action_repeat, cfg.image_key)
+        return generate_demos(env, cfg.num_demos, cfg.episode_steps, cfg.action_repeat, cfg.image_key,
+                              require_success=cfg.demo_require_success)
     finally:
         env.close()
 

@@ -42,16 +42,29 @@ class MSBotDataset(torch.utils.data.Dataset):
     def __init__(self, episodes: Sequence[Episode], obs_keys: Sequence[str], n_obs_steps: int,
                  primitives: np.ndarray, history_len: int, stages: Sequence[np.ndarray] | None = None,
                  n_stages: int = 1, boundary_before: int = 0, boundary_after: int = 0,
-                 layout: dict | None = None):
+                 layout: dict | None = None, zero_pad_keys: Sequence[str] = (),
+                 executed: Sequence[np.ndarray] | None = None):
         """``layout`` (``tokenizer.layout()``): hand over de-duplicated frames / audio chunks instead of
-        stacked histories (same tokens, each frame encoded once per batch)."""
+        stacked histories (same tokens, each frame encoded once per batch). ``zero_pad_keys``: history
+        before the episode start is zeros for these keys (audio streams: silence), not the first frame.
+        ``executed``: the actions actually executed per episode (the action history is made of these, as
+        at run time; they differ from the labels when demos were collected with DART noise)."""
         self.episodes = list(episodes)
+        self.zero_pad = set(zero_pad_keys)
+        if layout and layout["audio_stream"]:
+            self.zero_pad |= set(layout["audio_keys"])
         self.layout = layout
         self._streams: dict[tuple[str, int], np.ndarray] = {}
         self.obs_keys = [k for k in obs_keys if k != K.TASK]
         self.n_obs, self.L = n_obs_steps, history_len
         self.primitives = np.asarray(primitives, np.float32)
         self.classes = [classify_actions(ep.actions, self.primitives) for ep in self.episodes]
+        if executed is not None:
+            if [len(x) for x in executed] != [len(ep) for ep in self.episodes]:
+                raise DatasetError("executed actions do not match the episodes' lengths")
+            self.history_classes = [classify_actions(x, self.primitives) for x in executed]
+        else:
+            self.history_classes = self.classes
         self.stages = None
         if stages is not None:
             if len(stages) != len(self.episodes):
@@ -78,12 +91,20 @@ class MSBotDataset(torch.utils.data.Dataset):
         acts, hist, stg, wts = [], [], [], []
         for e, t in idx:
             ep = self.episodes[e]
-            frames = np.clip(np.arange(t - self.n_obs + 1, t + 1), 0, len(ep) - 1)
+            raw = np.arange(t - self.n_obs + 1, t + 1)
+            frames = np.clip(raw, 0, len(ep) - 1)
             for k in out:
-                out[k].append(ep.obs[k][frames] if self.n_obs > 1 else ep.obs[k][t])
+                if self.n_obs == 1:
+                    out[k].append(ep.obs[k][t])
+                elif k in self.zero_pad and raw[0] < 0:
+                    x = ep.obs[k][frames].copy()
+                    x[raw < 0] = 0
+                    out[k].append(x)
+                else:
+                    out[k].append(ep.obs[k][frames])
             acts.append(ep.actions[t])
             h = np.full(self.L, -1, np.int64)
-            past = self.classes[e][max(0, t - self.L):t]
+            past = self.history_classes[e][max(0, t - self.L):t]
             if len(past):
                 h[self.L - len(past):] = past
             hist.append(h)
@@ -129,15 +150,24 @@ class MSBotDataset(torch.utils.data.Dataset):
         wc = W // n_chunks
         obs = self.episodes[e].obs[key]                                     # (T, C, N)
         T, C, N = obs.shape
-        if lay["audio_stream"] and t >= self.n_obs - 1 and self.n_obs * N >= W:
+        if lay["audio_stream"] and self.n_obs * N >= W:
+            # the stream with silence before the episode start: equal chunks of neighbours are shared
             stream = self._streams.get((key, e))
             if stream is None:
-                stream = self._streams[(key, e)] = np.ascontiguousarray(obs.transpose(1, 0, 2).reshape(C, T * N))
-            start = (t + 1) * N - W
-            return [((e, "s", start + j * wc), stream[:, start + j * wc:start + (j + 1) * wc]) for j in range(n_chunks)]
+                stream = np.concatenate([np.zeros((C, W), obs.dtype), obs.transpose(1, 0, 2).reshape(C, T * N)], -1)
+                self._streams[(key, e)] = stream
+            start = (t + 1) * N                                              # = window start in the padded stream
+            chunks = []
+            for j in range(n_chunks):
+                a = start + j * wc
+                ident = ("zeros",) if a + wc <= W else (e, "s", a)
+                chunks.append((ident, stream[:, a:a + wc]))
+            return chunks
         if lay["audio_stream"]:
-            frames = np.clip(np.arange(t - self.n_obs + 1, t + 1), 0, T - 1)
-            flat = obs[frames].transpose(1, 0, 2).reshape(C, -1)
+            raw = np.arange(t - self.n_obs + 1, t + 1)
+            x = obs[np.clip(raw, 0, T - 1)].copy()
+            x[raw < 0] = 0
+            flat = x.transpose(1, 0, 2).reshape(C, -1)
         else:
             flat = obs[t]
         if flat.shape[-1] < W:
@@ -151,8 +181,9 @@ class MSBotDataset(torch.utils.data.Dataset):
 
 def load_hdf5(path: str | Path, keys: Sequence[str] | None = None, limit: int | None = None,
               with_stages: bool = True) -> tuple[list[Episode], list[np.ndarray] | None]:
-    """Our HDF5 episodes and, when the file has them, per-step stage labels (``data/demo_i/stage``)."""
-    from sim.multisensory_expert import read_stage_labels
+    """Our HDF5 episodes and, when the file has them, per-step stage labels (``data/demo_i/stage``).
+    Executed actions (``data/demo_i/executed_actions``), when present, go to ``ep.attrs["executed"]``."""
+    from sim.multisensory_expert import read_executed_actions, read_stage_labels
 
     episodes = read_episodes(path, keys=keys, limit=limit)
     stages = None
@@ -161,7 +192,17 @@ def load_hdf5(path: str | Path, keys: Sequence[str] | None = None, limit: int | 
             stages = read_stage_labels(path, limit=limit)
         except DatasetError as e:
             log.info("no stage labels in %s (%s); training without the gate penalty", path, e)
+    executed = read_executed_actions(path, limit=limit)
+    if executed is not None:
+        for ep, x in zip(episodes, executed):
+            ep.attrs["executed"] = x
     return episodes, stages
+
+
+def executed_of(episodes: Sequence[Episode]) -> list[np.ndarray] | None:
+    if all("executed" in ep.attrs for ep in episodes):
+        return [np.asarray(ep.attrs["executed"], np.float32) for ep in episodes]
+    return None
 
 
 def stitch_rig_audio(episodes: Sequence[Episode], timing: Sequence[np.ndarray], key: str, sample_rate: int,

@@ -51,9 +51,28 @@ class ExperimentConfig:
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     conditions: list = field(default_factory=lambda: list(CONDITIONS))
     n_demos: int = 80
+    dart: float = 0.3                # DART-style lateral perturbations while aligning (recovery data)
     n_eval: int = 30
     epochs: int = 15
     overrides: list = field(default_factory=lambda: ["policy.tokenizer.channels=16"])
+
+
+def env_kwargs_for(policy: Policy) -> dict[str, Any]:
+    """Env settings matching what the policy was trained on (image size, audio chunk, taxels)."""
+    from policystack import keys as K
+    kw = dict(ENV_KWARGS)
+    for f in policy.config.input_spec:
+        mod = K.modality_of(f.key)
+        if mod == "images":
+            kw["image_size"] = tuple(int(v) for v in f.shape[:2])
+            kw["cameras"] = tuple(sorted({*kw.get("cameras", ()), K.short_name(f.key)}))
+        elif mod == "audio":
+            kw["audio_window_s"] = float(f.shape[-1]) / 16000.0
+            kw["mic"] = K.short_name(f.key)
+        elif mod == "tactile" and len(f.shape) == 3:
+            kw["n_taxels"] = int(f.shape[-1])
+            kw["tactile_sensor"] = K.short_name(f.key)
+    return kw
 
 
 def rollout(policy: Policy, n_episodes: int, env_kwargs: dict | None = None, start_index: int = 0,
@@ -63,7 +82,7 @@ def rollout(policy: Policy, n_episodes: int, env_kwargs: dict | None = None, sta
     from tqdm import tqdm
     from sim.multisensory_env import MultiSensoryEnv
 
-    env = MultiSensoryEnv(init_seed=init_seed, **{**ENV_KWARGS, **(env_kwargs or {})})
+    env = MultiSensoryEnv(init_seed=init_seed, **{**env_kwargs_for(policy), **(env_kwargs or {})})
     env.spec_features.check_satisfies(policy.config.input_spec, who=f"{policy.name} policy", source="env")
     policy.eval()
     episodes, steps = [], []
@@ -84,6 +103,9 @@ def rollout(policy: Policy, n_episodes: int, env_kwargs: dict | None = None, sta
                 length += 1
                 max_stage = max(max_stage, info["stage"])
                 done = term or trunc
+            for st in steps:
+                if st["episode"] == i:
+                    st["success"] = bool(info["is_success"])
             episodes.append({"init_state_index": start_index + i, "success": bool(info["is_success"]),
                              "length": length, "max_stage": int(max_stage), "latched": bool(info["latched"]),
                              "broken": bool(info["broken"])})
@@ -94,9 +116,37 @@ def rollout(policy: Policy, n_episodes: int, env_kwargs: dict | None = None, sta
             "modalities": policy.attention_labels() if hasattr(policy, "attention_labels") else []}
 
 
-def attention_by_stage(steps: list[dict], n_stages: int = 3) -> np.ndarray | None:
-    """Mean attention mass (stages x modalities) over steps that carry attention (NaN rows: no steps)."""
-    rows = [s for s in steps if s.get("attention") is not None]
+def open_loop(policy: Policy, path: str | Path, limit: int | None = None) -> dict[str, Any]:
+    """Action (and gate) accuracy on held-out expert episodes, overall and per stage."""
+    from policies.msbot.data import MSBotDataset, load_hdf5
+
+    episodes, stages = load_hdf5(path, limit=limit)
+    keys = [k for k in policy.config.input_spec.keys()]
+    zp = [k for k in keys if policy.config.tokenizer.audio_stream and "audio" in k]
+    ds = MSBotDataset(episodes, keys, policy.config.n_obs_steps, policy.codec.primitives.numpy(),
+                      policy.config.tokenizer.history_len, stages, policy.config.n_stages, zero_pad_keys=zp)
+    policy.eval()
+    preds, gates = [], []
+    with torch.no_grad():
+        for i in range(0, len(ds), 128):
+            b = ds.get_batch(np.arange(i, min(len(ds), i + 128)))
+            logits, ex = policy.action_logits(b)
+            preds.append((logits.argmax(-1) == policy.targets(b)).numpy())
+            if ex.get("gate") is not None:
+                gates.append((ex["gate"].argmax(-1) == b["stage"]).numpy())
+    ok = np.concatenate(preds)
+    st = np.concatenate(stages)
+    out = {"action_acc": float(ok.mean()),
+           "action_acc_per_stage": [float(ok[st == s].mean()) if np.any(st == s) else float("nan") for s in range(3)]}
+    if gates:
+        out["gate_acc"] = float(np.concatenate(gates).mean())
+    return out
+
+
+def attention_by_stage(steps: list[dict], n_stages: int = 3, successful_only: bool = False) -> np.ndarray | None:
+    """Mean attention mass (stages x modalities) over steps that carry attention (NaN rows: no steps).
+    ``successful_only``: only steps of successful episodes (failed ones idle in off-task states)."""
+    rows = [s for s in steps if s.get("attention") is not None and (s.get("success") or not successful_only)]
     if not rows:
         return None
     m = len(rows[0]["attention"])
@@ -132,12 +182,24 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     demos = out / "demos.hdf5"
     if not (out / "demos.DONE").exists():
-        generate_demos(demos, cfg.n_demos, init_seed=1, env_kwargs=dict(ENV_KWARGS), progress=False)
+        generate_demos(demos, cfg.n_demos, init_seed=1, env_kwargs=dict(ENV_KWARGS), dart_prob=cfg.dart,
+                       progress=False)
         atomic_write_text(out / "demos.DONE", "ok\n")
+    heldout = out / "heldout.hdf5"
+    if not (out / "heldout.DONE").exists():
+        generate_demos(heldout, 20, init_seed=0, env_kwargs=dict(ENV_KWARGS), progress=False)
+        atomic_write_text(out / "heldout.DONE", "ok\n")
     for method in cfg.methods:
         for seed in cfg.seeds:
             run = _train_run(cfg, method, seed, demos, out)
             policy = None
+            ol_path = out / "openloop" / f"{method}_s{seed}.json"
+            if not ol_path.exists():
+                policy = load_policy(run)
+                res = open_loop(policy, heldout)
+                res.update(method=method, seed=seed)
+                ol_path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(ol_path, json.dumps(res))
             for cond in cfg.conditions:
                 path = out / "evals" / f"{method}_s{seed}_{cond}.json"
                 if path.exists():
@@ -162,15 +224,34 @@ def summarize(out: str | Path) -> dict[str, Any]:
     conds = [c for c in CONDITIONS if any(c in v for v in table.values())]
     summary = {"success": {m: {c: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n_seeds": len(v),
                                    "per_seed": v} for c, v in d.items()} for m, d in table.items()}}
-    att = {}
+    for name, only_ok in (("attention_by_stage", True), ("attention_by_stage_all_steps", False)):
+        att = {}
+        for m in table:
+            for c in conds:
+                mats = [attention_by_stage(e["steps"], successful_only=only_ok) for e in evals
+                        if e["method"] == m and e["condition"] == c]
+                mats = [a for a in mats if a is not None]
+                if mats:
+                    with np.errstate(all="ignore"):
+                        att.setdefault(m, {})[c] = np.nanmean(np.stack(mats), 0).tolist()
+                    summary.setdefault("modalities", next(e["modalities"] for e in evals if e["method"] == m))
+        summary[name] = att
+    gates = {}
     for m in table:
-        for c in conds:
-            mats = [attention_by_stage(e["steps"]) for e in evals if e["method"] == m and e["condition"] == c]
-            mats = [a for a in mats if a is not None]
-            if mats:
-                att.setdefault(m, {})[c] = np.nanmean(np.stack(mats), 0).tolist()
-                summary.setdefault("modalities", next(e["modalities"] for e in evals if e["method"] == m))
-    summary["attention_by_stage"] = att
+        rows = [s for e in evals if e["method"] == m and e["condition"] == "clean" for s in e["steps"]
+                if s.get("gate") is not None and s.get("success")]
+        if rows:
+            gates[m] = float(np.mean([np.argmax(s["gate"]) == s["stage"] for s in rows]))
+    summary["gate_acc_successful_clean"] = gates
+    openloop = [json.loads(p.read_text()) for p in sorted((out / "openloop").glob("*.json"))]
+    if openloop:
+        ol: dict[str, dict] = {}
+        for r in openloop:
+            d = ol.setdefault(r["method"], {})
+            for k, v in r.items():
+                if k not in ("method", "seed"):
+                    d.setdefault(k, []).append(v)
+        summary["open_loop_heldout"] = {m: {k: np.mean(v, 0).tolist() for k, v in d.items()} for m, d in ol.items()}
     failures = {}
     for m in table:
         for c in conds:
@@ -225,7 +306,7 @@ def plot_summary(summary: dict, out: Path) -> None:
             ax.bar(np.arange(a.shape[0]) + j * w, a[:, j], w, label=labels[j])
         ax.set_xticks(np.arange(a.shape[0]) + w * (a.shape[1] - 1) / 2, STAGE_LABELS[:a.shape[0]])
         ax.set_ylabel("attention mass"), ax.set_ylim(0, 1), ax.legend(fontsize=8), ax.grid(axis="y", alpha=0.3)
-        ax.set_title(f"{m}: attention per modality per stage (clean rollouts)")
+        ax.set_title(f"{m}: attention mass per stage (successful clean rollouts)", fontsize=9)
         fig.tight_layout()
         fig.savefig(out / f"msbot_attention_{m}.png", dpi=90)
         plt.close(fig)

@@ -42,6 +42,7 @@ class MultiSensoryPolicy(Policy):
             if config.aux_heads else None
         self.balancer = Balancer(config.balance, config.n_stages)
         self._executed: collections.deque = collections.deque(maxlen=config.tokenizer.history_len)
+        self._audio_hist: dict[str, collections.deque] = {}
         self.last_info: dict[str, Any] = {}
 
     # ----- pieces -----------------------------------------------------------------------------
@@ -136,6 +137,20 @@ class MultiSensoryPolicy(Policy):
                 self.last_info[k] = extras[k].cpu().numpy()
         return self.codec.decode(idx).unsqueeze(1)
 
+    def _stack_history(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        """As the base, except audio streams: their history before the episode start is silence."""
+        batch = super()._stack_history(obs)
+        n = self.config.n_obs_steps
+        if n > 1 and self.config.tokenizer.audio_stream:
+            for k in self.tokenizer.keys:
+                if self.tokenizer.kinds[k] != "audio":
+                    continue
+                x = batch[k][:, -1]
+                dq = self._audio_hist.setdefault(k, collections.deque([torch.zeros_like(x)] * n, maxlen=n))
+                dq.append(x)
+                batch[k] = torch.stack(list(dq), dim=1)
+        return batch
+
     def select_action(self, obs: Mapping[str, Any]) -> np.ndarray:
         action = super().select_action(obs)
         self._executed.append(int(self.codec.classify(torch.from_numpy(action)[None].to(self.device))[0]))
@@ -144,6 +159,7 @@ class MultiSensoryPolicy(Policy):
     def reset(self) -> None:
         super().reset()
         self._executed.clear()
+        self._audio_hist.clear()
         self.last_info = {}
 
     def set_stats(self, stats: Mapping[str, Mapping[str, np.ndarray]]) -> None:

@@ -52,22 +52,32 @@ def _kind(f: Feature) -> str:
 
 
 class FrameTrunk(nn.Module):
-    """Small conv trunk for one frame (stand-in for ResNet-18): stride-2 convs down to <= 8 px, then
-    one stride-1 conv, flatten (keeps *where* things are: alignment needs it) -> Linear -> token."""
+    """Small conv trunk for one frame (stand-in for ResNet-18). Position matters here (where the peg is
+    relative to the hole, which Mel band a sound is in), so the input gets two coordinate channels
+    (CoordConv) and the output keeps both the flattened map and spatial-softmax keypoints
+    (expected x, y per channel), then Linear -> LayerNorm -> token."""
 
     def __init__(self, in_ch: int, height: int, width: int, out_dim: int, channels: int = 32):
         super().__init__()
         layers: list[nn.Module] = []
-        c, h, w = in_ch, height, width
+        c, h, w = in_ch + 2, height, width
         while max(h, w) > 8:
             layers += [nn.Conv2d(c, channels, 3, stride=2, padding=1), nn.ReLU()]
             c, h, w = channels, (h + 1) // 2, (w + 1) // 2
         layers += [nn.Conv2d(c, channels, 3, stride=1, padding=1), nn.ReLU()]
         self.trunk = nn.Sequential(*layers)
-        self.proj = nn.Sequential(nn.Linear(channels * h * w, out_dim), nn.LayerNorm(out_dim))
+        self.register_buffer("coords", torch.stack(torch.meshgrid(
+            torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")), persistent=False)
+        self.register_buffer("grid", torch.stack(torch.meshgrid(
+            torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")).flatten(1), persistent=False)
+        self.proj = nn.Sequential(nn.Linear(channels * h * w + 2 * channels, out_dim), nn.LayerNorm(out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.trunk(x).flatten(1))
+        x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], 1)
+        fmap = self.trunk(x)                                         # (N, C, h, w)
+        att = torch.softmax(fmap.flatten(2), -1)                     # spatial softmax per channel
+        keypoints = torch.einsum("ncp,kp->nck", att, self.grid).flatten(1)
+        return self.proj(torch.cat([fmap.flatten(1), keypoints], 1))
 
 
 class ActionCodec(nn.Module):

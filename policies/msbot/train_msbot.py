@@ -30,7 +30,7 @@ from policystack.dataset import compute_stats, features_of
 from policystack.errors import ConfigError, DatasetError
 from policies.base import PolicyConfig, make_policy
 from policies.msbot.configuration_msbot import MSBotConfig
-from policies.msbot.data import MSBotDataset, load_hdf5, load_rig_hdf5
+from policies.msbot.data import MSBotDataset, executed_of, load_hdf5, load_rig_hdf5
 from policies.msbot.multisensory_policy import STAGE_KEY
 from policies.msbot.tokens import INDEX_SUFFIX, primitives_from_actions
 
@@ -157,7 +157,9 @@ def train(cfg: MSBotTrainConfig, progress: bool = True) -> Path:
     dataset = MSBotDataset(episodes, in_keys, pcfg.n_obs_steps, policy.codec.primitives.numpy(),
                            pcfg.tokenizer.history_len, stages, n_stages,
                            getattr(pcfg, "boundary_before", 0), getattr(pcfg, "boundary_after", 0),
-                           layout=policy.tokenizer.layout() if cfg.dedupe_frames else None)
+                           layout=policy.tokenizer.layout() if cfg.dedupe_frames else None,
+                           zero_pad_keys=policy.tokenizer.layout()["audio_keys"] if pcfg.tokenizer.audio_stream else (),
+                           executed=executed_of(episodes))
     gen = torch.Generator().manual_seed(cfg.seed)
     policy.set_stats(compute_stats(episodes, [k for k in in_keys if episodes[0].obs[k].dtype != np.uint8]))
     _fit_audio_stats(policy, dataset, cfg.audio_stats_samples, gen)

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--warmup", type=int, default=150)
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task and goal modality")
-    p.add_argument("--max-steps", type=int, default=200)
+    p.add_argument("--max-steps", type=int, default=150)
     p.add_argument("--state-indices", default=",".join(map(str, range(18))),
                    help="observation.state dims (default: hand, gripper, objects; not the goal position)")
     p.add_argument("--out", default="runs/mutual", type=Path)

@@ -21,6 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument("--init-seed", type=int, default=1, help="init-state split (0 is evaluation's)")
     p.add_argument("--noise", type=float, default=0.0, help="executed-action noise std (labels stay clean)")
     p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--state", choices=("full", "proprio"), default="full",
+                   help="observation.state: full 39-D sim state, or the robot's 4-D proprioception only")
 
 
 def run(args) -> int:
@@ -30,6 +32,6 @@ def run(args) -> int:
     for task in resolve_tasks(args.task):
         generate_metaworld_demos(task, args.episodes, args.out, cameras=cams, image_size=args.image_size,
                                  depth=args.depth, init_seed=args.init_seed, noise=args.noise,
-                                 n_workers=args.workers)
+                                 n_workers=args.workers, state=args.state)
     print(f"demos written to {args.out}")
     return 0

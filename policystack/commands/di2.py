@@ -15,8 +15,8 @@ examples:
   policystack di2 train --config runs/di2/train_config.json          # resume
   policystack di2 eval runs/di2 --stage di2 --env MetaWorld-drawer-close-v3 --episodes 10 \\
       --env-arg image_size=64 --env-arg cameras=corner2,topview
-  policystack di2 experiment benchmark=metaworld seeds=0,1,2 train.steps_rgb=1500 \\
-      --figure docs/results/figures/di2_metaworld.png
+  policystack di2 experiment --figure docs/results/figures/di2_metaworld.png \\
+      benchmark=metaworld seeds=0,1,2 train.steps_rgb=1500
   policystack di2 experiment benchmark=libero tasks=libero_object:0,libero_object:1 \\
       train.policy.cameras=agentview,wrist
 """

@@ -20,6 +20,8 @@ def add_arguments(p) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="episode step limit (env default if unset)")
     p.add_argument("--out", default=None, help="report/video directory (default: <policy>/eval)")
     p.add_argument("--videos", type=int, default=2, help="episodes recorded as mp4 per env")
+    p.add_argument("--env-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra env constructor argument (JSON value or string), e.g. state=proprio")
 
 
 def env_names(name: str) -> list[str]:
@@ -47,6 +49,13 @@ def run(args) -> int:
         kw = {"cameras": tuple(cams), "image_size": (shape[0], shape[1])}
     if any(k.startswith("observation.depth.") for k in spec.keys()):
         kw["depth"] = True
+    import json
+    for item in args.env_arg:
+        name, _, value = item.partition("=")
+        try:
+            kw[name] = json.loads(value)
+        except json.JSONDecodeError:
+            kw[name] = value
     if args.max_steps:
         kw["max_episode_steps"] = args.max_steps
     out = Path(args.out) if args.out else Path(args.policy) / "eval"

@@ -159,11 +159,6 @@ class ObservationAssembler:
                 obs[key] = value
         return Assembled(obs, ages, problems)
 
-    def newest_stamp(self) -> int | None:
-        with self._lock:
-            stamps = [b.buf[-1][0] for b in self.buffers.values() if b.buf and b.cfg.has_header]
-        return max(stamps) if stamps else None
-
     def stats(self) -> dict[str, dict]:
         with self._lock:
             return {b.cfg.key: {"received": b.stats.received, "rejected": b.stats.rejected,

@@ -39,14 +39,16 @@ MODES = ("timer", "lockstep")
 
 
 class _Worker:
-    """Runs ``select_action`` apart from the publish timer; one request in flight at a time."""
+    """Runs ``select_action`` apart from the publish timer; one request in flight at a time.
 
-    def __init__(self, fn):
-        self.fn = fn
+    The result goes to ``on_done(tick, action, error, latency_ms, deadline)`` from the worker thread, so
+    neither the timer nor the subscriptions ever wait for inference.
+    """
+
+    def __init__(self, fn, on_done):
+        self.fn, self.on_done = fn, on_done
         self.requests: queue.Queue = queue.Queue(maxsize=1)
         self.busy = threading.Event()
-        self._results: dict[int, tuple] = {}
-        self._cv = threading.Condition()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="inference")
         self._thread.start()
 
@@ -55,35 +57,30 @@ class _Worker:
             item = self.requests.get()
             if item is None:
                 return
-            tick, obs = item
+            tick, obs, deadline = item
             t0 = time.perf_counter()
             try:
-                out = (self.fn(obs), None)
+                action, err = self.fn(obs), None
             except Exception as e:  # the policy failing must not kill the node: hold and report
-                out = (None, f"policy raised {type(e).__name__}: {e}")
-            with self._cv:
-                self._results = {tick: (*out, (time.perf_counter() - t0) * 1e3)}
-                self.busy.clear()
-                self._cv.notify_all()
+                action, err = None, f"policy raised {type(e).__name__}: {e}"
+            latency = (time.perf_counter() - t0) * 1e3
+            self.busy.clear()
+            self.on_done(tick, action, err, latency, deadline)
 
-    def submit(self, tick: int, obs: dict) -> bool:
+    def submit(self, tick: int, obs: dict, deadline: float) -> bool:
         if self.busy.is_set():
             return False
         self.busy.set()
-        self.requests.put((tick, obs))
+        self.requests.put((tick, obs, deadline))
         return True
-
-    def wait(self, tick: int, timeout: float):
-        with self._cv:
-            self._cv.wait_for(lambda: tick in self._results, timeout=timeout)
-            return self._results.pop(tick, None)
 
     def close(self, timeout: float = 2.0) -> None:
         try:
             self.requests.put_nowait(None)
         except queue.Full:
             pass
-        self._thread.join(timeout)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
 
 class PolicyNode(LifecycleNode):
@@ -92,6 +89,10 @@ class PolicyNode(LifecycleNode):
         self.exit_code = 0
         self.done = False
         self.autostart = bool(param(self, "autostart", True))
+        # lockstep: one thread is the lowest latency in rclpy; timer: a second one keeps the subscriptions
+        # flowing while the tick runs
+        mode = str(param(self, "mode", "timer"))
+        self.executor_threads = int(param(self, "executor_threads", 1 if mode == "lockstep" else 2))
         status_topic = str(param(self, "status_topic", "/policy/status"))
         self.status_pub = self.create_publisher(msg_class("String"), status_topic, qos_profile("latched"))
         self.status_rate = float(param(self, "status_rate", 2.0))
@@ -194,7 +195,7 @@ class PolicyNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.policy.reset()
         self.safety.reset()
-        self.worker = _Worker(self.policy.select_action)
+        self.worker = _Worker(self.policy.select_action, self._on_result) if self.mode == "timer" else None
         if self.mode == "timer":
             self.timer = self.create_timer(1.0 / self.rate, self._on_tick, callback_group=self.tick_group)
         else:
@@ -241,17 +242,17 @@ class PolicyNode(LifecycleNode):
         with self._lock:
             if self.state_label != "active":
                 return
-            self.state_label = "inactive"
+            self.state_label = "inactive"   # from here on no result is acted upon
             if self.timer is not None:
                 self.destroy_timer(self.timer)
                 self.timer = None
-            if self.worker is not None:
-                self.worker.close()
-                self.worker = None
+            worker, self.worker = self.worker, None
             res = self.safety.safe_stop(reason)
             self._publish_action(res.action)
             self.get_logger().warning(f"{res.reasons[0]}: published {np.round(res.action, 4).tolist()}")
             self.hold_reason = res.reasons[0]
+        if worker is not None:
+            worker.close()
 
     def _teardown(self) -> None:
         for s in self.subs:
@@ -295,16 +296,21 @@ class PolicyNode(LifecycleNode):
             self.last_ages = asm.ages_ms
             if not asm.ok:
                 return self._hold("; ".join(asm.problems))
-            if not self.worker.submit(tick, asm.obs):
+            if not self.worker.submit(tick, asm.obs, time.monotonic() + self.inference_timeout):
                 return self._hold("inference still running from an earlier tick (slower than control_rate)")
-            worker = self.worker
-        out = worker.wait(tick, self.inference_timeout)
+
+    def _on_result(self, tick: int, action, error: str | None, latency_ms: float, deadline: float) -> None:
+        """Worker thread: act on a result that came in time; a late one is never used."""
         with self._lock:
             if self.state_label != "active":
                 return
-            if out is None:
-                return self._hold(f"inference late (> {self.inference_timeout * 1e3:.0f} ms)")
-            self._act(*out)
+            now = time.monotonic()
+            if now > deadline:
+                self.last_latency_ms = latency_ms
+                since_tick = (now - deadline + self.inference_timeout) * 1e3
+                return self._hold(f"inference late: result {since_tick:.0f} ms after the tick (select_action "
+                                  f"{latency_ms:.0f} ms) > inference_timeout {self.inference_timeout * 1e3:.0f} ms")
+            self._act(action, error, latency_ms)
 
     def _act(self, action, error: str | None, latency_ms: float) -> None:
         self.last_latency_ms = latency_ms
@@ -325,14 +331,14 @@ class PolicyNode(LifecycleNode):
     def _hold(self, reason: str, res=None) -> None:
         res = res or self.safety.hold(reason)
         self.counters["holds"] += 1
+        self.hold_reason = reason
         sig = re.sub(r"[0-9.]+", "#", reason)
-        if sig != self._hold_sig:
+        new = sig != self._hold_sig
+        if new:
             self.get_logger().warning(f"hold: {reason}; publishing safe action {np.round(res.action, 4).tolist()}")
             self._hold_sig = sig
-            self._publish_status("holding", reason=reason, force=True)
-        self.hold_reason = reason
         self._publish_action(res.action)
-        self._publish_status("holding", reason=reason)
+        self._publish_status("holding", reason=reason, force=new)
 
     def _publish_action(self, action: np.ndarray) -> None:
         if self.action_pub is None:

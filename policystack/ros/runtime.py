@@ -47,7 +47,8 @@ def node_kwargs() -> dict:
 def run(make_node: Callable[[], Any], args: list[str] | None = None, threads: int = 2) -> int:
     """Create the node, spin it until a signal or ``node.done``, stop it cleanly; returns the exit code.
 
-    A node may define ``start()`` (called once before spinning; e.g. lifecycle autostart),
+    A node may set ``executor_threads`` (1: single-threaded executor, the lowest latency in rclpy) and define
+    ``start()`` (called once before spinning; e.g. lifecycle autostart),
     ``loop(stop_event)`` (run in the main thread while the executor spins in the background, e.g. the
     sim's episode loop), ``stop(reason)`` (safe stop / flush, context still alive), ``done`` and
     ``exit_code``.
@@ -69,9 +70,11 @@ def run(make_node: Callable[[], Any], args: list[str] | None = None, threads: in
         signal.signal(s, on_signal)
     node = None
     code = 0
-    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+    executor = None
     try:
         node = make_node()
+        threads = int(getattr(node, "executor_threads", threads))
+        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
         if hasattr(node, "start"):
             node.start()
@@ -97,7 +100,8 @@ def run(make_node: Callable[[], Any], args: list[str] | None = None, threads: in
                     log.exception("stop() failed")
                     code = code or 1
             code = code or int(getattr(node, "exit_code", 0))
-            executor.shutdown(timeout_sec=1.0)
+            if executor is not None:
+                executor.shutdown(timeout_sec=1.0)
             node.destroy_node()
         rclpy.try_shutdown()
     return code

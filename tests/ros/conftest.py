@@ -40,12 +40,13 @@ def _lo_up() -> None:
         subprocess.run(cmd, capture_output=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ros_net():
-    """Run the ROS tests in a loopback-only network namespace."""
+    """Run the ROS tests in a loopback-only network namespace (per module, so tests of other areas that
+    share the pytest session run in the original namespace)."""
     pytest.importorskip("rclpy", reason="ROS tests need rclpy (the ros extra)")
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 100))
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
     os.environ.setdefault("ROS_LOG_DIR", "/tmp/policystack_ros_logs")
     os.environ["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])

@@ -56,6 +56,7 @@ class ScriptedPolicy(Policy):
 @dataclass
 class ExpertConfig(PolicyConfig):
     task: str = "reach-v3"
+    image_gain: float = 0.0   # > 0: the action also depends on the camera's red-blue balance
 
 
 @register_policy
@@ -71,8 +72,13 @@ class ExpertPolicy(Policy):
 
     def predict_action_chunk(self, batch):
         states = batch[K.STATE].double().cpu().numpy()
-        acts = [np.clip(self._expert.get_action(s), -1, 1) for s in states]
-        return torch.as_tensor(np.stack(acts), dtype=torch.float32)[:, None, :]
+        acts = np.stack([np.clip(self._expert.get_action(s), -1, 1) for s in states])
+        images = [k for k in self.config.input_features if K.modality_of(k) == "images"]
+        if self.config.image_gain and images:
+            img = batch[images[0]].double().cpu().numpy()          # (B, H, W, 3) uint8 values
+            balance = (img[..., 0].mean(axis=(1, 2)) - img[..., 2].mean(axis=(1, 2))) / 255.0
+            acts[:, :3] += self.config.image_gain * balance[:, None]
+        return torch.as_tensor(acts, dtype=torch.float32)[:, None, :]
 
     def forward(self, batch):
         raise NotImplementedError
@@ -91,10 +97,11 @@ def scripted_checkpoint(out: Path, state_dim: int = 4, action_dim: int = 4, gain
     return policy.save_pretrained(out)
 
 
-def expert_checkpoint(out: Path, task: str = "reach-v3") -> Path:
+def expert_checkpoint(out: Path, task: str = "reach-v3", env_kwargs: dict | None = None,
+                      image_gain: float = 0.0) -> Path:
     import sim
-    env = sim.make_env(task)
+    env = sim.make_env(task, **(env_kwargs or {}))
     feats = env.unwrapped.spec_features
     env.close()
-    keep = Spec.of(f for f in feats if f.key in (K.STATE, K.ACTION))
-    return make_policy(ExpertConfig(task=task), keep).save_pretrained(out)
+    keep = Spec.of(f for f in feats if f.key != K.TASK and K.modality_of(f.key) in ("state", "action", "images"))
+    return make_policy(ExpertConfig(task=task, image_gain=image_gain), keep).save_pretrained(out)

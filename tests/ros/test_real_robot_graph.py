@@ -6,12 +6,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[2]
+
 
 pytestmark = [pytest.mark.ros, pytest.mark.sensors]
 JOINTS = [f"joint{i}" for i in range(1, 8)]

@@ -5,12 +5,14 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
 from policystack import keys as K
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim]
 TOPICS = ["/sim/state", "/sim/task", "/sim/events", "/policy/action", "/policy/status"]

@@ -13,6 +13,7 @@ from sensors.virtual import read_index, realsense_depth_mm
 
 pytestmark = pytest.mark.sensors
 IMG, DEPTH = "observation.images.rgbd", "observation.depth.rgbd"
+W, H = 212, 120  # the session recording (conftest.rs_recording)
 
 
 def _drain(cam, timeout=2.0):
@@ -25,18 +26,20 @@ def _drain(cam, timeout=2.0):
 
 
 def test_recording_plays_through_pipeline_aligned_in_metres(rs_recording):
-    with RealSenseCamera(name="rgbd", file=str(rs_recording), repeat=False, buffer_size=128) as cam:
+    # real_time=False: playback waits for the consumer (no drops) and the driver paces it at 30 fps
+    with RealSenseCamera(name="rgbd", file=str(rs_recording), real_time=False, repeat=False,
+                         buffer_size=128) as cam:
         assert cam.depth_scale == pytest.approx(0.001, rel=1e-6)
-        assert cam.intrinsics["width"] == 424 and cam.intrinsics["height"] == 240
-        assert cam.intrinsics["fx"] == pytest.approx(0.9 * 424, rel=1e-4)
+        assert cam.intrinsics["width"] == W and cam.intrinsics["height"] == H
+        assert cam.intrinsics["fx"] == pytest.approx(0.9 * W, rel=1e-4)
         feats = cam.features
         _drain(cam)
         ring = list(cam._ring._items)
         assert cam.state == "ended"
-    assert feats[IMG].shape == (240, 424, 3) and feats[DEPTH].shape == (240, 424)
-    assert len(ring) >= 50, f"only {len(ring)} of 60 frames came back"
+    assert feats[IMG].shape == (H, W, 3) and feats[DEPTH].shape == (H, W)
+    assert len(ring) >= 58, f"only {len(ring)} of 60 frames came back"
     idx = [read_index(s.data[IMG]) for s in ring]
-    assert all(np.diff(idx) >= 1), "a duplicate or reordered colour frame was emitted"
+    assert all(np.diff(idx) == 1), "a colour frame was duplicated, dropped or reordered"
     matched = 0
     for s, i in zip(ring, idx):
         d = s.data[DEPTH]
@@ -44,7 +47,7 @@ def test_recording_plays_through_pipeline_aligned_in_metres(rs_recording):
         valid = d > 0  # rs.align leaves holes (0 = no data) where rounding maps no depth pixel
         assert valid.mean() > 0.9, f"aligned depth of frame {i} is {1 - valid.mean():.0%} holes"
         for j in (i, i + 1, i - 1):  # the syncer may pair a colour frame with a neighbouring depth frame
-            want = realsense_depth_mm(j, 424, 240).astype(np.float32) / 1000.0
+            want = realsense_depth_mm(j, W, H).astype(np.float32) / 1000.0
             if np.mean(np.abs(d - want)[valid] < 0.0015) > 0.99:  # metres, within 1.5 mm
                 matched += j == i
                 break
@@ -52,19 +55,24 @@ def test_recording_plays_through_pipeline_aligned_in_metres(rs_recording):
             pytest.fail(f"depth of colour frame {i} is not the injected depth in metres "
                         f"(median {np.median(d):.4f} m, want {np.median(want):.4f} m)")
     assert matched >= 0.8 * len(ring), "depth mostly paired with another frame's colour"
-    # real-time playback repeats the recorder's arrival times, which a loaded CPU stretches while the
-    # fixture writes the file; the driver's own pacing is checked to 5 % in the next test
     rate = (len(ring) - 1) / (ring[-1].t - ring[0].t)
-    assert abs(rate - 30) / 30 < 0.2, f"real-time playback at {rate:.1f} fps"
+    assert abs(rate - 30) / 30 < 0.1, f"driver-paced playback at {rate:.1f} fps, want 30 +- 10 %"
 
 
-def test_driver_paces_non_real_time_playback(rs_recording):
-    with RealSenseCamera(name="rgbd", file=str(rs_recording), real_time=False, fps=30, repeat=True,
-                         buffer_size=64) as cam:
-        time.sleep(1.2)
+def test_real_time_playback_keeps_the_recorded_timing(rs_recording):
+    with RealSenseCamera(name="rgbd", file=str(rs_recording), real_time=True, repeat=False,
+                         buffer_size=128) as cam:
+        _drain(cam)
         ring = list(cam._ring._items)
-    rate = (len(ring) - 1) / (ring[-1].t - ring[0].t)
-    assert abs(rate - 30) / 30 < 0.05, f"driver-paced playback at {rate:.1f} fps"
+        dropped_dups = cam.duplicates
+    # a consumer starved by a busy CPU loses frames in real-time mode; the ones it gets stay in order
+    assert len(ring) >= 30
+    idx = [read_index(s.data[IMG]) for s in ring]
+    assert all(np.diff(idx) >= 1), "a duplicate or reordered colour frame was emitted"
+    assert dropped_dups > 0, "the syncer emits extra framesets; the driver must have dropped some"
+    wall = ring[-1].t - ring[0].t
+    device = (ring[-1].t_device - ring[0].t_device) / 1000.0  # colour frame timestamps (ms)
+    assert abs(wall - device) / device < 0.2, f"{wall:.2f} s wall for {device:.2f} s of recording"
 
 
 def test_missing_device_or_recording_fails_fast_naming_it(tmp_path, rs):

@@ -28,7 +28,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
-        ("share/" + PACKAGE + "/launch", _launch_files("*.launch.py") + _launch_files("*.yaml")),
+        ("share/" + PACKAGE + "/launch", _launch_files("*.launch.py") + _launch_files("*.yaml")
+         + _launch_files("*.xml")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -11,7 +11,7 @@ from policystack import keys as K
 from policystack.dataset import compute_stats, features_of
 from policystack.errors import SpecMismatchError
 
-from conftest import IMG, synthetic_world
+from dnce_helpers import IMG, synthetic_world
 
 
 def _setup(tiny_encoder_cfg, tmp_path, with_path=True):

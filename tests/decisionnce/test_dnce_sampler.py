@@ -8,7 +8,7 @@ from policies.decisionnce.data import (SegmentDataset, UniqueInstructionBatchSam
                                        load_task_episodes, shared_crop)
 from policystack.errors import DatasetError
 
-from conftest import IMG, synthetic_world, write_groups
+from dnce_helpers import IMG, synthetic_world, write_groups
 
 
 def test_frames_are_sorted_distinct_and_taken_from_one_trajectory():

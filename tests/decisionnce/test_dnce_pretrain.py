@@ -17,7 +17,7 @@ from policies.decisionnce.rewards import RewardModel, embed_frames, potential, t
 from policies.decisionnce.train_decisionnce import pretrain
 from policystack.errors import CheckpointError
 
-from conftest import IMG, synthetic_world, tiny_clip, write_groups
+from dnce_helpers import IMG, synthetic_world, tiny_clip, write_groups
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,7 +96,7 @@ def test_torchrun_ddp_two_processes_gloo(tmp_path):
     cfg = _cfg(tmp_path, data, batch_size=4, steps=3, log_every=1)
     from policystack import config as cfgmod
     cfgmod.save_json(cfg, tmp_path / "cfg.json")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "tests/decisionnce"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                         str(29500 + os.getpid() % 1000), "-m", "policystack.cli", "decisionnce", "pretrain",
                         "--config", str(tmp_path / "cfg.json")],

@@ -11,7 +11,7 @@ from policies.decisionnce.configuration_decisionnce import EncoderConfig
 from policies.decisionnce.encoder import DualEncoder, load_encoder
 from policystack.errors import CheckpointError, ConfigError
 
-from conftest import tiny_clip
+from dnce_helpers import tiny_clip
 
 
 @pytest.fixture(scope="module")
