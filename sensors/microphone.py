@@ -139,6 +139,8 @@ class Microphone(Sensor):
         self._stream = None
         self._last_cb = 0.0
         self._cb_count = 0
+        self._seg_n = 0
+        self._n_real = 0  # samples up to the last real callback (the silence padding an outage is not audio)
         self.overflows = 0
         self.device_name: str | None = None
         self.in_latency = 0.0
@@ -160,7 +162,7 @@ class Microphone(Sensor):
         if self._opened:
             return self
         with self._lock:  # a reopened microphone starts a fresh timeline
-            self._n, self._fit, self._fit_n = 0, None, -1
+            self._n, self._fit, self._fit_n, self._seg_n, self._n_real = 0, None, -1, 0, 0
             self._anchors.clear()
             self._buf[:] = 0
         self._last_read_seq = -1
@@ -237,6 +239,8 @@ class Microphone(Sensor):
         anchors = list(self._anchors)
         if not anchors:
             return (0.0, nominal)
+        fresh = [p for p in anchors if p[0] > self._seg_n]  # after a reconnect, fit the new stream only
+        anchors = fresh or anchors
         t_last = anchors[-1][1]
         pts = np.array([p for p in anchors if p[1] >= t_last - self.config.fit_seconds], np.float64)
         if len(pts) >= 8 and pts[-1, 1] - pts[0, 1] >= 0.5:
@@ -259,7 +263,8 @@ class Microphone(Sensor):
     def window(self, t: float, seconds: float | None = None) -> Sample:
         """The audio ending at ``t`` as a Sample: data (channels, N) float32, ``s.t`` the time of its last
         sample (earlier than ``t`` when ``t`` is not captured yet), ``seq`` the total sample count at its end.
-        Samples before the stream started (or already overwritten) are zeros."""
+        Samples before the stream started (or already overwritten) are zeros. The window never ends past
+        the last real callback, so during an outage its ``t`` falls behind (stale), not forward (silence)."""
         self._check_open()
         c = self.config
         N = int(round((c.window_seconds if seconds is None else seconds) * c.sample_rate))
@@ -270,7 +275,7 @@ class Microphone(Sensor):
             a, b = self._clock_locked()
             n_total = self._n
             end = int(np.floor((t - a) / b))
-            end = max(0, min(end, n_total))
+            end = max(0, min(end, self._n_real))  # never past real audio: an outage shows as skew
             start = end - N
             lo = max(start, n_total - self._cap, 0)
             out = np.zeros((c.channels, N), np.float32)
@@ -331,6 +336,7 @@ class Microphone(Sensor):
             self._cb_count = 0
             if pad_gap:
                 self._pad_gap()
+            self._seg_n = self._n  # anchors beyond this sample count belong to the new stream
             stream.start()
         except sd.PortAudioError as e:
             raise SensorError(f"microphone {self.name!r}: cannot open {self.device_name!r} at "
@@ -363,6 +369,7 @@ class Microphone(Sensor):
             if k < frames:
                 self._buf[:frames - k] = indata[k:]
             self._n += frames
+            self._n_real = self._n
             self._anchors.append((self._n, t - self.in_latency))
             self._last_cb = t
             self._cb_count += 1

@@ -111,6 +111,7 @@ def build_mjcf(timestep: float = 0.002) -> str:
             rgba="0.25 0.25 0.28 1" contype="0" conaffinity="0" mass="0"/>
       <geom name="finger_r" type="box" pos="0 -0.0125 {GRASP_OFFSET}" size="0.006 0.0025 0.010"
             rgba="0.25 0.25 0.28 1" contype="0" conaffinity="0" mass="0"/>
+      <camera name="wrist" pos="0 -0.022 0.035" xyaxes="1 0 0 0 1 0" fovy="75"/>
       <geom name="palm" type="box" pos="0 0 {GRASP_OFFSET + 0.016}" size="0.006 0.015 0.004"
             rgba="0.3 0.3 0.33 1" contype="0" conaffinity="0" mass="0"/>
     </body>

@@ -10,7 +10,8 @@ Each stage needs a different sense (MS-Bot's "modality temporality"):
 * stage 2, insert (audio): push down until the snap latch clicks, then hold still. The latch depth is
   random; pushing again after the click breaks it (failure).
 
-Observation: ``observation.images.<cam>`` uint8 HxWx3, ``observation.audio.<mic>`` float32 (1, N)
+Observation: ``observation.images.<cam>`` uint8 HxWx3 (default ``wrist``, a camera on the hand looking
+down past the peg; ``front`` and ``side`` are fixed scene cameras), ``observation.audio.<mic>`` float32 (1, N)
 (the last ``audio_window_s`` seconds at 16 kHz, synthesised from contact events),
 ``observation.tactile.<sensor>`` float32 (6, n, n) finger-pad taxels, ``observation.state`` float32 (4,)
 hand set-point (x, y, z, yaw) and ``task``. Action: float32 (4,) in [-1, 1] = (dx, dy, dz, dyaw) in
@@ -43,7 +44,7 @@ from sim.render import FastRenderer, ensure_headless_gl
 log = logging.getLogger(__name__)
 
 TASKS = {"peg-keyway": "insert the keyed peg into the hole until the latch clicks"}
-CAMERAS = ("front", "side")
+CAMERAS = ("front", "side", "wrist")
 STATE_NAMES = ("hand_x", "hand_y", "hand_z", "hand_yaw")
 ACTION_NAMES = ("dx", "dy", "dz", "dyaw")
 STEP_SCALE = np.array([0.008, 0.008, 0.005, 0.1])     # metres / radians per unit action
@@ -66,7 +67,7 @@ def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
 class MultiSensoryEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 5}
 
-    def __init__(self, task: str = "peg-keyway", cameras: Sequence[str] = ("front",),
+    def __init__(self, task: str = "peg-keyway", cameras: Sequence[str] = ("wrist",),
                  image_size: int | Sequence[int] = 64, audio_window_s: float = 3.0, mic: str = "mic",
                  tactile_sensor: str = "fingers", n_taxels: int = 12, init_seed: int = 0,
                  max_episode_steps: int = 60, visual_distractor: str = "none",

@@ -28,6 +28,7 @@ import numpy as np
 
 from policystack.checkpoint import atomic_write_text
 from policystack.config import ConfigError
+from policies.di2.configuration_di2 import DI2Config
 from policies.di2.train_di2 import DI2TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ MAIN_CONDITIONS = ("rgb", "rgbd_nodepth", "dcm_nodac", "di2")
 class DI2ExperimentConfig:
     benchmark: str = "metaworld"          # metaworld | libero
     # metaworld: task names; libero: "<suite>:<index>" (e.g. libero_object:0)
-    tasks: tuple[str, ...] = ("button-press-topdown-v3", "drawer-close-v3", "plate-slide-v3")
+    tasks: tuple[str, ...] = ("button-press-topdown-v3", "drawer-close-v3", "window-open-v3")
     image_size: int = 64
     n_demos: int = 20                    # per task
     demo_noise: float = 0.0              # Meta-World DART noise on executed actions (labels stay clean)
@@ -60,7 +61,8 @@ class DI2ExperimentConfig:
     conditions: tuple[str, ...] = MAIN_CONDITIONS
     output_dir: str = "outputs/di2_experiment"
     data_dir: str = ""                   # default: <output_dir>/data
-    train: DI2TrainConfig = field(default_factory=DI2TrainConfig)
+    train: DI2TrainConfig = field(default_factory=lambda: DI2TrainConfig(
+        policy=DI2Config(cameras=("corner2", "gripperPOV"), window=4)))
 
     def __post_init__(self) -> None:
         if self.benchmark not in ("metaworld", "libero"):
@@ -70,6 +72,13 @@ class DI2ExperimentConfig:
             raise ConfigError(f"unknown condition(s) {bad}; choose from {list(CONDITIONS)}")
         if not self.tasks or not self.seeds:
             raise ConfigError("need at least one task and one seed")
+        cams = tuple(self.train.policy.cameras)
+        if self.benchmark == "metaworld" and {"agentview", "wrist"} & set(cams):
+            raise ConfigError(f"Meta-World has no camera among {cams}; e.g. "
+                              f"train.policy.cameras=corner2,gripperPOV (static + in-hand, as LIBERO's pair)")
+        if self.benchmark == "libero" and not set(cams) <= {"agentview", "wrist"}:
+            raise ConfigError(f"LIBERO cameras are agentview and wrist, got {cams}; "
+                              f"set train.policy.cameras=agentview,wrist")
         if self.benchmark == "libero":
             for t in self.tasks:
                 if ":" not in t:

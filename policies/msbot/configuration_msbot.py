@@ -60,6 +60,9 @@ class MSBotConfig(PolicyConfig):
     gate_lambda: float = 10.0      # gate-penalty weight (paper: 5 pour, 10 peg)
     boundary_before: int = 3       # soft stage boundary: steps before a transition (paper γ = 15 at ~400 steps)
     boundary_after: int = 2        # ... and after (paper: 5)
+    # learned (modality, frame) embeddings added to the fusion's key/value tokens. The reference has
+    # none; without them the single query cannot tell the newest frame from older ones
+    token_embeddings: bool = False
     head_hidden: int = 128
     lr: float = 1e-3               # used by the generic trainer (train_msbot has its own)
     aux_heads: bool = True         # unimodal heads on detached features (balance scores, diagnostics)

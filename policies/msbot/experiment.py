@@ -39,6 +39,11 @@ METHODS: dict[str, list[str]] = {
     "msbot": ["policy.type=msbot"],
     "concat": ["policy.type=concat_fusion", "policy.fusion=concat"],
     "mulsa": ["policy.type=concat_fusion", "policy.fusion=mulsa"],
+    # variants (documented deviations / add-ons)
+    "msbot_pos": ["policy.type=msbot", "policy.token_embeddings=true"],
+    "msbot_ogm": ["policy.type=msbot", "policy.balance.method=ogm", "policy.balance.per_stage=true"],
+    "concat_ogm": ["policy.type=concat_fusion", "policy.fusion=concat", "policy.balance.method=ogm",
+                   "policy.balance.per_stage=true"],
 }
 ENV_KWARGS = {"audio_window_s": 0.2, "image_size": 64}      # sim demos store the stream in 0.2-s chunks
 STAGE_LABELS = ("align (vision)", "keyway (touch)", "insert (audio)")

@@ -37,6 +37,8 @@ class MSBotPolicy(MultiSensoryPolicy):
         self.state_tokenizer = nn.Linear(m * d + d + cond, d)
         self.stage = StageModule(d, config.n_stages, config.beta)
         self.fusion = CrossAttentionFusion(d, config.n_heads, config.blur_p)
+        n_tok = m * config.tokenizer.n_frames
+        self.token_embedding = nn.Parameter(0.02 * torch.randn(n_tok, d)) if config.token_embeddings else None
         h = config.head_hidden
         self.head = nn.Sequential(nn.Linear(d + cond, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(),
                                   nn.Linear(h, self.codec.n_classes))
@@ -52,6 +54,8 @@ class MSBotPolicy(MultiSensoryPolicy):
         z = self.state_token(tokens, cond, hist)
         z_star, g = self.stage(z)
         feats = torch.cat([tokens[k] for k in self.modalities], dim=1)          # (B, M*T, d)
+        if self.token_embedding is not None:
+            feats = feats + self.token_embedding
         token_keep = None
         if modality_keep is not None:   # OPM at the token level: dropped modalities leave the attention
             token_keep = torch.cat([modality_keep[k].view(b, 1).expand(b, t) for k in self.modalities], 1)

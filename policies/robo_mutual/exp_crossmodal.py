@@ -65,6 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--warmup", type=int, default=150)
+    p.add_argument("--width", type=int, default=16, help="FiLM-ResNet base width (paper: ResNet34, 64)")
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task and goal modality")
     p.add_argument("--max-steps", type=int, default=150)
     p.add_argument("--state-indices", default=",".join(map(str, range(18))),
@@ -72,6 +73,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/mutual", type=Path)
     p.add_argument("--figures", default="docs/results/figures", type=Path)
     p.add_argument("--reuse", action="store_true", help="reuse trained policies found under --out")
+    p.add_argument("--report-only", action="store_true", help="only print the table/plot of the rows under --out")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     import logging
@@ -83,18 +85,25 @@ def main(argv=None) -> int:
     tasks = tuple(t for t in args.tasks.split(",") if t)
     args.out.mkdir(parents=True, exist_ok=True)
     image_keys = ("observation.images.corner2", "observation.images.gripperPOV")
-    diag = goal_diagnostics(args.encoder, args.data, args.gap_data, tasks, image_keys[0])
+    diag_file = args.out / "goal_diagnostics.json"
+    if diag_file.is_file():
+        diag = json.loads(diag_file.read_text())
+    else:
+        diag = goal_diagnostics(args.encoder, args.data, args.gap_data, tasks, image_keys[0])
+        diag_file.write_text(json.dumps(diag, indent=1))
     print(json.dumps(diag, indent=1), flush=True)
     other = "image" if args.train_goal == "text" else "text"
-    rows = []
     t_start = time.time()
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    for seed in [] if args.report_only else [int(s) for s in args.seeds.split(",")]:
         for cond in args.conditions.split(","):
             run = args.out / f"{args.train_goal}_{cond}_s{seed}"
+            row_file = args.out / f"row_{args.train_goal}_{cond}_s{seed}.json"
+            if row_file.is_file():       # each (seed, condition) is one row file: runs can go in parallel
+                continue
             t0 = time.time()
             if not (args.reuse and (run / "checkpoints/last/pretrained/config.json").is_file()):
                 pcfg = RoboMutualConfig(train_goal_modality=args.train_goal, goal_modality=args.train_goal,
-                                        head=args.head, warmup_steps=args.warmup,
+                                        head=args.head, warmup_steps=args.warmup, backbone_width=args.width,
                                         state_indices=tuple(int(i) for i in args.state_indices.split(",") if i),
                                         **CONDITIONS[cond])
                 cfg = MutualTrainConfig(data=(args.data,), tasks=tasks, gap_data=(args.gap_data,),
@@ -115,11 +124,14 @@ def main(argv=None) -> int:
                    "cross_modal": float(np.mean(list(res[other].values()))),
                    "same_modal": float(np.mean(list(res[args.train_goal].values()))),
                    "per_task": res, "train_seconds": train_s, "seconds": time.time() - t0}
-            rows.append(row)
+            row["args"] = {k: str(v) for k, v in vars(args).items()}
+            row_file.write_text(json.dumps(row, indent=1))
             print(json.dumps(row), flush=True)
-            (args.out / f"crossmodal_{args.train_goal}.json").write_text(json.dumps(
-                {"args": {k: str(v) for k, v in vars(args).items()}, "diagnostics": diag, "rows": rows}, indent=2))
     print(f"total {time.time() - t_start:.0f}s")
+    rows = [json.loads(f.read_text()) for f in sorted(args.out.glob(f"row_{args.train_goal}_*.json"))]
+    rows.sort(key=lambda r: (r["seed"], r["condition"] != "collapse+corrupt"))
+    if not rows:
+        return 0
     print(markdown(rows, tasks, args.train_goal, other, diag))
     plot(rows, tasks, args.train_goal, other, args.figures / f"mutual_crossmodal_{args.train_goal}.png")
     return 0

@@ -85,10 +85,12 @@ def _reward(args) -> int:
         raise DatasetError(f"{args.data} has {len(eps)} episodes; --episode {args.episode} is out of range")
     ep = eps[args.episode]
     inst = args.instruction or ep.task
-    feats = embed_frames(enc, ep.obs[args.image_key])
-    u = enc.encode_text([inst])[0]
-    pot, prog = potential(feats, u).numpy(), progress(feats, u).numpy()
-    r = transition_rewards(feats, u, args.variant).numpy()
+    import torch
+    with torch.no_grad():
+        feats = embed_frames(enc, ep.obs[args.image_key])
+        u = enc.encode_text([inst])[0]
+        pot, prog = potential(feats, u).numpy(), progress(feats, u).numpy()
+        r = transition_rewards(feats, u, args.variant).numpy()
     print(f"instruction: {inst!r}; {len(ep)} frames; return (sum of -{args.variant} rewards) {r.sum():.3f}")
     print("t  potential  progress  reward")
     for t in range(len(ep)):

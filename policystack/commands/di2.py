@@ -26,8 +26,10 @@ def add_arguments(p) -> None:
     from policystack.commands._common import add_overrides
     from policies.di2.experiment import DI2ExperimentConfig
     from policies.di2.train_di2 import DI2TrainConfig
+    import argparse
     sub = p.add_subparsers(dest="di2_cmd", metavar="<command>", required=True)
-    t = sub.add_parser("train", help="run the training stages in order (resumable)")
+    raw = argparse.RawDescriptionHelpFormatter
+    t = sub.add_parser("train", help="run the training stages in order (resumable)", formatter_class=raw)
     t.add_argument("--config", help="start from a saved train_config.json (overrides apply on top)")
     add_overrides(t, DI2TrainConfig)
     e = sub.add_parser("eval", help="closed-loop success of one stage checkpoint with a chosen depth source")
@@ -41,7 +43,8 @@ def add_arguments(p) -> None:
     e.add_argument("--env-arg", action="append", default=[], metavar="name=value",
                    help="env constructor argument (repeatable): image_size=64, cameras=a,b, max_episode_steps=150")
     e.add_argument("--video-dir", default=None)
-    x = sub.add_parser("experiment", help="RGB-RF vs RGB-D-RF without depth vs DCM w/o DAC vs DI², over seeds")
+    x = sub.add_parser("experiment", help="RGB-RF vs RGB-D-RF without depth vs DCM w/o DAC vs DI², over seeds",
+                       formatter_class=raw)
     x.add_argument("--config", help="start from a saved experiment_config.json")
     x.add_argument("--figure", default=None, help="bar chart PNG of the success rates")
     add_overrides(x, DI2ExperimentConfig)

@@ -10,6 +10,7 @@ Overrides set fields of KOITrainConfig (``reward.nu=uniform`` gives ROT; ``polic
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -40,9 +41,11 @@ def add_arguments(p) -> None:
     pl = sub.add_parser("plot", help="aggregate an experiment directory into a plot + table")
     pl.add_argument("--out", required=True)
     pl.add_argument("--figure", default=None)
+    fields = "config fields (name=value overrides; reward.nu=uniform gives ROT):\n" + "\n".join(_describe())
     for q in (bc, tr, ex):
         q.add_argument("overrides", nargs="*", help="KOITrainConfig overrides name=value")
-    p.epilog = "Config fields:\n" + "\n".join(_describe())
+        q.formatter_class = argparse.RawDescriptionHelpFormatter
+        q.epilog = fields
 
 
 def _describe() -> list[str]:

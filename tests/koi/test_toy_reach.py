@@ -19,9 +19,11 @@ SIZE, STEPS, START, GOAL = 24, 16, -0.8, 0.1
 
 
 def render(x: float) -> np.ndarray:
+    """A bar whose right end is at x: frames differ a lot between distant positions."""
     img = np.zeros((SIZE, SIZE, 3), np.uint8)
     c = int(round((x + 1) / 2 * (SIZE - 1)))
-    img[4:12, max(c - 1, 0):c + 2, 0] = 255
+    img[:, : c + 1, 0] = 255
+    img[:, c:c + 2, 1] = 255
     return img
 
 

@@ -9,7 +9,7 @@ from sim.multisensory_expert import (PRIMITIVES, generate_demos, primitive, read
                                     read_stage_labels)
 
 pytestmark = pytest.mark.sim
-AUDIO, TACTILE, IMAGE = K.audio_key("mic"), K.tactile_key("fingers"), K.image_key("front")
+AUDIO, TACTILE, IMAGE = K.audio_key("mic"), K.tactile_key("fingers"), K.image_key("wrist")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,32 @@
+"""The `policystack decisionnce` verb: reward along an episode, pretrain via overrides, clear errors."""
+
+import pytest
+
+from policies.decisionnce.encoder import DualEncoder
+from policystack.cli import main
+
+from dnce_helpers import IMG, synthetic_world, write_groups
+
+
+def test_reward_command_prints_and_plots(tmp_path, tiny_encoder_cfg, capsys):
+    folder = write_groups(synthetic_world(2, 1, T=8), tmp_path / "data")
+    DualEncoder(tiny_encoder_cfg).save(tmp_path / "enc")
+    f = sorted(folder.glob("*.hdf5"))[0]
+    assert main(["decisionnce", "reward", "--encoder", str(tmp_path / "enc"), "--data", str(f),
+                 "--image-key", IMG, "--plot", str(tmp_path / "r.png")]) == 0
+    out = capsys.readouterr().out
+    assert "instruction: 'task number 0 goes left'" in out and len(out.splitlines()) >= 10
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    assert main(["decisionnce", "reward", "--encoder", str(tmp_path / "enc"), "--data", str(f),
+                 "--image-key", IMG, "--episode", "7"]) == 2          # DatasetError -> exit 2, message
+
+
+def test_pretrain_command_with_overrides(tmp_path):
+    folder = write_groups(synthetic_world(4, 1, T=6), tmp_path / "data")
+    rc = main(["decisionnce", "pretrain", f"data=[{folder}]", f"image_key={IMG}", f"out_dir={tmp_path / 'run'}",
+               "steps=2", "batch_size=4", "encoder.clip.image_resolution=32", "encoder.clip.vision_width=8",
+               "encoder.clip.embed_dim=16", "encoder.clip.transformer_width=64", "encoder.clip.transformer_heads=1",
+               "encoder.clip.transformer_layers=1", "encoder.clip.vocab_size=128", "encoder.clip.context_length=8"])
+    assert rc == 0
+    assert DualEncoder.load(tmp_path / "run/checkpoints/last/encoder").embed_dim == 16
+    assert main(["decisionnce", "pretrain", "variant=Q"]) == 2
