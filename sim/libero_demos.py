@@ -177,11 +177,6 @@ def to_episode(r: Rollout) -> Episode:
                    states=r.states)
 
 
-def episode_spec(cameras: Sequence[str], image_size: int, depth: bool):
-    from sim.libero_env import LiberoEnv
-    return LiberoEnv("libero_object", 0, cameras=tuple(cameras), image_size=image_size, depth=depth).spec_features
-
-
 def generate_libero_demos(suite: str, out_dir: str | os.PathLike, tasks: Sequence[int] | None = None,
                           n_episodes: int = 10, cameras: Sequence[str] = ("agentview", "wrist"),
                           image_size: int = 128, depth: bool = False, workers: int = 2, init: str = "sampled",
@@ -190,6 +185,7 @@ def generate_libero_demos(suite: str, out_dir: str | os.PathLike, tasks: Sequenc
     """Roll out, render and write a suite's demos; returns a summary with per-task success."""
     from tqdm import tqdm
 
+    from sim.libero_env import libero_spec
     from sim.libero_official import write_official_demos
     from sim.libero_suites import SUITE_SIZES, check_suite
     check_suite(suite)
@@ -213,7 +209,7 @@ def generate_libero_demos(suite: str, out_dir: str | os.PathLike, tasks: Sequenc
         tmp.unlink(missing_ok=True)
         env_args = {"env": "policystack/LIBERO", "suite": suite, "cameras": list(cameras), "image_size": image_size,
                     "depth": depth, "init": init, "seed": seed}
-        spec = episode_spec(cameras, image_size, depth) if cameras else episode_spec((), image_size, False)
+        spec = libero_spec(cameras, image_size, depth and bool(cameras))
         rbar = tqdm(total=len(rollouts), desc=f"{suite} rendering", unit="demo", disable=not progress)
         remaining = {res.task_index: len(res.rollouts) for res in results}
         by_task = {res.task_index: res for res in results}

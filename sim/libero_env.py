@@ -49,6 +49,19 @@ def quat2axisangle(q: np.ndarray) -> np.ndarray:
     return np.asarray(q[:3]) * 2.0 * np.arccos(w) / den
 
 
+def libero_spec(cameras: Sequence[str], image_size: int | Sequence[int] = 128, depth: bool = True) -> Spec:
+    """The observation keys (+ ``action``) of a LIBERO env with these cameras; the same for every task."""
+    h, w = _size(image_size)
+    feats = [Feature(K.STATE, (len(STATE_NAMES),), "float32", names=STATE_NAMES)]
+    for cam in cameras:
+        feats.append(Feature(K.image_key(cam), (h, w, 3), "uint8"))
+        if depth:
+            feats.append(Feature(K.depth_key(cam), (h, w), "float32"))
+    feats.append(Feature(K.TASK, (), "str"))
+    feats.append(Feature(K.ACTION, (7,), "float32", names=ACTION_NAMES, low=-1, high=1))
+    return Spec.of(feats)
+
+
 def _size(image_size: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(image_size, int):
         return image_size, image_size
@@ -106,14 +119,7 @@ class LiberoEnv(gym.Env):
     # ----- spec -----------------------------------------------------------------------------
     @property
     def spec_features(self) -> Spec:
-        feats = [Feature(K.STATE, (len(STATE_NAMES),), "float32", names=STATE_NAMES)]
-        for cam in self.cameras:
-            feats.append(Feature(K.image_key(cam), (self.height, self.width, 3), "uint8"))
-            if self.use_depth:
-                feats.append(Feature(K.depth_key(cam), (self.height, self.width), "float32"))
-        feats.append(Feature(K.TASK, (), "str"))
-        feats.append(Feature(K.ACTION, (7,), "float32", names=ACTION_NAMES, low=-1, high=1))
-        return Spec.of(feats)
+        return libero_spec(self.cameras, (self.height, self.width), self.use_depth)
 
     @property
     def init_states(self) -> np.ndarray:

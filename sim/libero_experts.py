@@ -155,6 +155,7 @@ class Phase:
     approach: np.ndarray = field(default_factory=lambda: DOWN.copy())  # where the fingers point
     done: Callable[[], bool] | None = None      # an extra end condition (e.g. the drawer is open)
     ori_tol: float | None = None                # also require the hand's orientation within this (rad)
+    stall: bool = True                          # end the phase early when the hand stops moving
 
 
 def _target_rotation(scene: Scene, axis: np.ndarray, approach: np.ndarray = DOWN) -> np.ndarray:
@@ -241,7 +242,7 @@ class WaypointExpert:
                 Rt = _target_rotation(self.scene, p.axis(), p.approach)
                 reached = np.linalg.norm(Rotation.from_matrix(Rt @ self.scene.eef_mat.T).as_rotvec()) < p.ori_tol
             self.trail.append(eef)
-            stalled = (target is not None and self.k >= max(p.min_steps, 8)
+            stalled = (p.stall and target is not None and self.k >= max(p.min_steps, 8)
                        and np.linalg.norm(self.trail[-1] - self.trail[-8]) < 0.0015)  # blocked: move on
             extra = p.done is not None and self.k >= p.min_steps and p.done()
             if (self.k >= p.min_steps and (reached or stalled)) or self.k >= p.max_steps or extra:

@@ -133,11 +133,11 @@ def turn_on_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
 
         g0 = grip_point(0.0)
         return [
-            Phase("above", lambda: g0 + [0, 0, 0.08], -1, lambda: tangent, tol=0.012, max_steps=60, ori_tol=0.08),
-            Phase("descend", lambda: g0, -1, lambda: tangent, tol=0.006, max_steps=40, speed=0.5),
+            Phase("above", lambda: g0 + [0, 0, 0.08], -1, lambda: tangent, tol=0.005, max_steps=60, ori_tol=0.05),
+            Phase("descend", lambda: g0, -1, lambda: tangent, tol=0.005, max_steps=40, speed=0.35),
             Phase("close", lambda: g0, +1, lambda: tangent, min_steps=9, max_steps=9),
             Phase("turn", lambda: grip_point(angle() + step), +1, across, tol=0.003, max_steps=90, speed=1.0,
-                  done=turned),
+                  done=turned, stall=False, check=turned),
             Phase("release", None, -1, min_steps=6, max_steps=6),
             Phase("lift", lambda: s.eef + np.array([0, 0, 0.06]), -1, tol=0.01, max_steps=15),
         ]

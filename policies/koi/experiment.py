@@ -23,12 +23,13 @@ log = logging.getLogger(__name__)
 
 METHODS = {"koi": ["reward.nu=koi"], "rot": ["reward.nu=uniform"]}
 
-# a budget a shared 2-core CPU machine can run (about 80 core-minutes for 2 tasks x 3 seeds x 2 methods;
-# see docs/results/koi.md). Everything not listed keeps KOI's values (eps, nu weights, n-step, tau, ...).
+# a budget a shared 2-core CPU machine can run: about 50 core-minutes for 2 tasks x 3 seeds x 2 methods
+# on an idle core (see docs/results/koi.md). Everything not listed keeps KOI's values (eps, nu weights,
+# n-step, tau, gamma, std, update every 2 steps, ...).
 CPU_PRESET = [
     "image_size=64", "episode_steps=60", "policy.hidden_dim=256", "policy.conv_strides=[2,2,1,1]",
-    "agent.batch_size=64", "num_seed_frames=1000", "eval_every_frames=1500", "eval_episodes=10",
-    "bc_steps=2000", "bc_batch_size=64", "save_every_frames=1500", "num_train_frames=6000",
+    "agent.batch_size=64", "num_seed_frames=1000", "eval_every_frames=1000", "eval_episodes=10",
+    "bc_steps=1000", "bc_batch_size=64", "save_every_frames=1000", "num_train_frames=5000",
 ]
 PRESETS = {"cpu": CPU_PRESET, "paper": []}
 

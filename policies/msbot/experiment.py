@@ -299,19 +299,28 @@ def plot_summary(summary: dict, out: Path) -> None:
         fig.tight_layout()
         fig.savefig(out / "msbot_success.png", dpi=90)
         plt.close(fig)
-    att = summary.get("attention_by_stage", {})
-    for m, by_cond in att.items():
-        if "clean" not in by_cond:
-            continue
-        a = np.asarray(by_cond["clean"])
-        labels = summary.get("modalities", [str(i) for i in range(a.shape[1])])
-        fig, ax = plt.subplots(figsize=(5.5, 3))
-        w = 0.8 / a.shape[1]
-        for j in range(a.shape[1]):
-            ax.bar(np.arange(a.shape[0]) + j * w, a[:, j], w, label=labels[j])
-        ax.set_xticks(np.arange(a.shape[0]) + w * (a.shape[1] - 1) / 2, STAGE_LABELS[:a.shape[0]])
-        ax.set_ylabel("attention mass"), ax.set_ylim(0, 1), ax.legend(fontsize=8), ax.grid(axis="y", alpha=0.3)
-        ax.set_title(f"{m}: attention mass per stage (successful clean rollouts)", fontsize=9)
+    att = {m: d for m, d in summary.get("attention_by_stage", {}).items() if "clean" in d}
+    if att:
+        labels = [_label(x) for x in summary.get("modalities", [])]
+        fig, axes = plt.subplots(1, len(att), figsize=(4.2 * len(att), 3.2), squeeze=False)
+        for ax, (m, by_cond) in zip(axes[0], att.items()):
+            a = np.asarray(by_cond["clean"])
+            w = 0.8 / a.shape[1]
+            for j in range(a.shape[1]):
+                ax.bar(np.arange(a.shape[0]) + j * w, a[:, j], w, label=labels[j] if j < len(labels) else str(j))
+            ax.set_xticks(np.arange(a.shape[0]) + w * (a.shape[1] - 1) / 2,
+                          [s.replace(" (", "\n(") for s in STAGE_LABELS[:a.shape[0]]], fontsize=8)
+            n = summary["success"].get(m, {}).get("clean", {}).get("n_seeds", 0)
+            ax.set_ylim(0, 1), ax.grid(axis="y", alpha=0.3), ax.set_title(f"{m} ({n} seed(s))", fontsize=9)
+        axes[0][0].set_ylabel("attention mass (successful clean rollouts)", fontsize=8)
+        axes[0][0].legend(fontsize=8)
+        fig.suptitle("where the fusion query looks, per stage (stage: the sense it needs)", fontsize=9)
         fig.tight_layout()
-        fig.savefig(out / f"msbot_attention_{m}.png", dpi=90)
+        fig.savefig(out / "msbot_attention.png", dpi=80)
         plt.close(fig)
+
+
+def _label(name: str) -> str:
+    """'mic' -> 'audio (mic)' for the sim's sensors; other names unchanged."""
+    return {"mic": "audio (mic)", "wrist": "vision (wrist)", "front": "vision (front)",
+            "fingers": "touch (fingers)"}.get(name, name)

@@ -31,7 +31,6 @@ from policystack.errors import ConfigError, DatasetError
 from policies.base import PolicyConfig, make_policy
 from policies.msbot.configuration_msbot import MSBotConfig
 from policies.msbot.data import MSBotDataset, executed_of, load_hdf5, load_rig_hdf5
-from policies.msbot.multisensory_policy import STAGE_KEY
 from policies.msbot.tokens import INDEX_SUFFIX, primitives_from_actions
 
 log = logging.getLogger(__name__)

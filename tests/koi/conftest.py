@@ -32,3 +32,12 @@ def tiny_policy():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One thread for KOI tests (shared CI cores: avoids OpenMP spin-waits); restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

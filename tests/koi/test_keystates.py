@@ -149,3 +149,22 @@ def test_compute_key_states_end_to_end():
     assert ks.semantic == [25]
     assert ks.motion == [18]
     assert abs(ks.nu.sum() - 1) < 1e-9 and abs(int(np.argmax(ks.nu)) - 25) <= 1
+
+
+def test_demos_from_a_policystack_hdf5_file(tmp_path):
+    from policystack.dataset import Episode, EpisodeWriter
+    from policies.koi.demos import demos_from_hdf5, load_demos, save_demos
+    T = 9
+    frames = np.stack([np.full((8, 8, 3), t, np.uint8) for t in range(T)])
+    acts = np.arange(T * 4, dtype=np.float32).reshape(T, 4) / 100
+    with EpisodeWriter(tmp_path / "d.hdf5") as w:
+        w.add(Episode({"observation.images.corner2": frames, "observation.state": np.zeros((T, 39), np.float32)},
+                      acts, np.zeros(T, np.float32), np.zeros(T, np.uint8), task="close the drawer"))
+    (d,) = demos_from_hdf5(tmp_path / "d.hdf5", "observation.images.corner2", 1, action_repeat=2)
+    assert [int(f[0, 0, 0]) for f in d.frames] == [0, 2, 4, 6, 8]   # agent-step frames
+    np.testing.assert_allclose(d.actions[1], acts[0])                  # the action held to reach frame 1
+    assert d.task == "close the drawer"
+    save_demos([d], tmp_path / "demos.npz")
+    (back,) = load_demos(tmp_path / "demos.npz")
+    np.testing.assert_array_equal(back.frames, d.frames)
+    assert back.task == d.task and back.infos == d.infos
