@@ -42,5 +42,5 @@ colcon test-result --all --verbose
 echo "colcon build + test: $(( $(date +%s) - t0 )) s"
 
 cd "$ROOT"
-"$PY" -m pytest tests/ros -q "$@"
+"$PY" -m pytest tests/ros -q -ra --durations=8 "$@"
 echo "ros tests total: $(( $(date +%s) - t0 )) s"

@@ -230,9 +230,26 @@ def encode(value: Any, feature: Feature, type_name: str | None = None, stamp: in
     raise MessageError(f"cannot encode {feature.key!r} as {t}")
 
 
-def action_msg(action: np.ndarray):
-    """The raw action on /policy/action: Float64MultiArray with one 'action' dimension."""
-    return encode_multiarray(np.asarray(action, np.float64).reshape(-1), ["action"], double=True)
+def action_msg(action: np.ndarray, stamp: int | None = None):
+    """The raw action on /policy/action: Float64MultiArray with one 'action' dimension.
+
+    In lockstep the dimension label carries the stamp of the observation it answers ("action@<ns>"), so a
+    simulator can drop a late duplicate answer instead of applying it to the next step.
+    """
+    label = "action" if stamp is None else f"action@{int(stamp)}"
+    return encode_multiarray(np.asarray(action, np.float64).reshape(-1), [label], double=True)
+
+
+def action_stamp(msg: Any) -> int | None:
+    """The observation stamp an action answers (lockstep), or None when the publisher did not tag it."""
+    dims = getattr(getattr(msg, "layout", None), "dim", None) or []
+    label = dims[0].label if dims else ""
+    if not label.startswith("action@"):
+        return None
+    try:
+        return int(label[len("action@"):])
+    except ValueError:
+        raise MessageError(f"malformed action label {label!r}") from None
 
 
 def action_from_msg(msg: Any) -> np.ndarray:

@@ -312,6 +312,16 @@ def command(node: NodeLaunch, tmpdir: Path) -> list[str]:
     return cmd
 
 
+def _die_with_launcher() -> None:
+    """preexec_fn: the kernel sends SIGINT to a node when this launcher dies, even by SIGKILL, so no node
+    (least of all one commanding an arm) outlives its launcher; the node's SIGINT handler stops safely."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: fall back to the launcher's own clean-up
+        pass
+
+
 def run_graph(graph: Graph, env: Mapping[str, str] | None = None, sigterm_timeout: float = 5.0) -> int:
     """Start every node; a node with ``on_exit=Shutdown()`` ending (or SIGINT/SIGTERM here) stops the rest.
 
@@ -329,7 +339,8 @@ def run_graph(graph: Graph, env: Mapping[str, str] | None = None, sigterm_timeou
             cmds = [(n, command(n, Path(tmp))) for n in graph.nodes]
             for n, cmd in cmds:
                 log.info("[minilaunch] %s", " ".join(cmd))
-                procs.append((n, subprocess.Popen(cmd, env={**os.environ, **(env or {})})))
+                procs.append((n, subprocess.Popen(cmd, env={**os.environ, **(env or {})},
+                                                  preexec_fn=_die_with_launcher)))
             shutting = False
             while True:
                 alive = [(n, p) for n, p in procs if p.poll() is None]

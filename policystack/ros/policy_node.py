@@ -103,6 +103,7 @@ class PolicyNode(LifecycleNode):
         self.subs: list = []
         self.action_pub = None
         self.counters = {"published": 0, "holds": 0, "ticks": 0}
+        self._answering: int | None = None   # lockstep: the observation stamp the next action answers
         self.hold_reason = ""
         self._hold_sig = ""
         self.last_latency_ms = float("nan")
@@ -345,7 +346,7 @@ class PolicyNode(LifecycleNode):
             return
         a = np.asarray(action, np.float64)
         assert np.all(np.isfinite(a)), "safety stage let a non-finite action through"
-        self.action_pub.publish(convert.action_msg(a))
+        self.action_pub.publish(convert.action_msg(a, stamp=self._answering))
         self.last_action = a
         self.counters["published"] += 1
 
@@ -361,7 +362,9 @@ class PolicyNode(LifecycleNode):
             if self.state_label != "active":
                 return
             if tick["stamp"] == self.last_acted and self.last_action is not None:
+                self._answering = tick["stamp"]
                 self._publish_action(self.last_action)   # the sim re-sent its tick: answer again
+                self._answering = None
                 return
             self.pending, self.pending_since = tick, time.monotonic()
         self._try_lockstep()
@@ -385,7 +388,11 @@ class PolicyNode(LifecycleNode):
                 action, err = self.policy.select_action(asm.obs), None
             except Exception as e:
                 action, err = None, f"policy raised {type(e).__name__}: {e}"
-            self._act(action, err, (time.perf_counter() - t0) * 1e3)
+            self._answering = tick["stamp"]
+            try:
+                self._act(action, err, (time.perf_counter() - t0) * 1e3)
+            finally:
+                self._answering = None
             self.pending, self.last_acted = None, tick["stamp"]
 
     def _lockstep_watchdog(self) -> None:
@@ -393,8 +400,12 @@ class PolicyNode(LifecycleNode):
             if self.pending is None or time.monotonic() - self.pending_since < self.lockstep_timeout:
                 return
             asm = self.assembler.assemble(self.pending["stamp"], exact=True, check_age=False)
-            self._hold(f"tick {self.pending.get('step')} incomplete after {self.lockstep_timeout} s: "
-                       + "; ".join(asm.problems))
+            self._answering = self.pending["stamp"]
+            try:
+                self._hold(f"tick {self.pending.get('step')} incomplete after {self.lockstep_timeout} s: "
+                           + "; ".join(asm.problems))
+            finally:
+                self._answering = None
             self.pending, self.last_acted = None, self.pending["stamp"]
 
     # ----- status -------------------------------------------------------------------------------

@@ -85,6 +85,8 @@ class SimNode(_load_node_base()):
         self._action_time = 0.0
         self._policy_state = ""
         self.rejected_actions = 0
+        self.stale_actions = 0
+        self._expect_stamp: int | None = None   # lockstep: the stamp the next action must answer
         self.create_subscription(msg_class("Float64MultiArray"), str(param(self, "action_topic", "/policy/action")),
                                  self._on_action, qos_profile("reliable", 10))
         self.create_subscription(msg_class("String"), str(param(self, "status_topic", "/policy/status")),
@@ -100,11 +102,15 @@ class SimNode(_load_node_base()):
                 raise convert.MessageError(f"action has {a.size} values, the env takes {self.action_dim}")
             if not np.all(np.isfinite(a)):
                 raise convert.MessageError("action contains NaN/inf")
+            answers = convert.action_stamp(msg)
         except convert.MessageError as e:
             self.rejected_actions += 1
             self.get_logger().warning(f"rejected action: {e}")
             return
         with self._cv:
+            if answers is not None and self._expect_stamp is not None and answers != self._expect_stamp:
+                self.stale_actions += 1   # a late duplicate answer to an earlier (re-sent) observation
+                return
             self._action, self._action_seq, self._action_time = a.astype(np.float32), self._action_seq + 1, \
                 time.monotonic()
             self._cv.notify_all()
@@ -190,6 +196,7 @@ class SimNode(_load_node_base()):
                 task_sent = obs.get(K.TASK, task_sent)
                 with self._cv:
                     seq0 = self._action_seq
+                    self._expect_stamp = stamp if self.mode == "lockstep" else None
                 self._publish_obs(obs, stamp, publish_task)
                 if self.mode == "lockstep":
                     tick = convert.json_msg({"stamp": stamp, "episode": i, "step": length})
@@ -229,6 +236,7 @@ class SimNode(_load_node_base()):
                   "pc_success": 100.0 * sum(e["success"] for e in episodes) / n if n else 0.0,
                   "episodes": episodes, "wall_s": round(wall, 3), "steps_per_s": round(steps / max(wall, 1e-9), 2),
                   "steps_without_fresh_action": held, "rejected_actions": self.rejected_actions,
+                  "stale_actions": self.stale_actions,
                   "complete": n == self.n_episodes}
         self._event(event="done", **{k: v for k, v in result.items() if k != "episodes"})
         self.get_logger().info(f"{self.env_name}: success {result['pc_success']:.1f}% over {n} episodes "

@@ -2,11 +2,10 @@
 launch` verb (the graph the launch file describes), reach the in-process evaluation's results."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from ros_helpers import run_launch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,10 +20,8 @@ def test_lockstep_over_ros_equals_in_process_eval(ros_net, bc_checkpoint, tmp_pa
     env_kwargs = by_prefix(load_params(ROOT / "launch" / "sim.yaml", "sim_node"), "env_kwargs")
     ref = evaluate(bc_checkpoint, "reach-v3", n_episodes=N_EPISODES, env_kwargs=env_kwargs, progress=False)
     out = tmp_path / "ros_eval.json"
-    cmd = [sys.executable, "-m", "policystack.cli", "ros", "launch", "launch/sim.launch.py",
-           f"checkpoint:={bc_checkpoint}", f"n_episodes:={N_EPISODES}", f"results_path:={out}"]
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    run_launch(["launch/sim.launch.py", f"checkpoint:={bc_checkpoint}", f"n_episodes:={N_EPISODES}",
+                f"results_path:={out}"], timeout=400)
     ros = json.loads(out.read_text())
     assert ros["complete"] and ros["n_episodes"] == N_EPISODES
     assert ros["pc_success"] == ref["pc_success"]

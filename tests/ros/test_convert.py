@@ -86,6 +86,16 @@ def test_audio_multiarray_uses_layout():
 def test_action_message():
     msg = wire(convert.action_msg(np.array([0.1, -0.2], np.float32)), "Float64MultiArray")
     assert np.allclose(convert.action_from_msg(msg), [0.1, -0.2])
+    assert convert.action_stamp(msg) is None          # timer mode / other publishers: untagged
+
+
+def test_lockstep_action_carries_the_stamp_it_answers():
+    stamp = 1_700_000_000_123_456_789
+    msg = wire(convert.action_msg(np.array([0.5]), stamp=stamp), "Float64MultiArray")
+    assert convert.action_stamp(msg) == stamp and np.allclose(convert.action_from_msg(msg), [0.5])
+    msg.layout.dim[0].label = "action@soon"
+    with pytest.raises(convert.MessageError, match="malformed action label"):
+        convert.action_stamp(msg)
 
 
 def test_inputs_map_checked_against_the_policy_spec():
