@@ -219,14 +219,15 @@ def load_json(cls: type, path: str | os.PathLike) -> Any:
     return from_dict(cls, data)
 
 
-def describe(cls: type, prefix: str = "") -> list[str]:
-    """One line per overridable field, for --help."""
+def describe(cfg: "type | object", prefix: str = "") -> list[str]:
+    """One line per overridable field, for --help. ``cfg`` is a config class or instance; nested configs
+    show the values their parent gives them (not the nested class's own defaults)."""
+    inst = cfg() if isinstance(cfg, type) else cfg
     lines = []
-    inst = cls()
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(inst):
         v = getattr(inst, f.name)
         if dataclasses.is_dataclass(v) and not f.metadata.get("registry"):
-            lines += describe(type(v), prefix + f.name + ".")
+            lines += describe(v, prefix + f.name + ".")
             continue
         doc = f.metadata.get("help", "")
         shown = f"{type(v).type_name} (choose with {prefix}{f.name}.type=...)" if f.metadata.get("registry") else repr(v)

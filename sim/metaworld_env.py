@@ -23,6 +23,7 @@ from policystack import keys as K
 from policystack.spec import Feature, Spec
 from sim.metaworld_tasks import INSTRUCTIONS, STATE_NAMES, resolve_tasks
 from sim.render import FastRenderer, ensure_headless_gl
+from sim.wrappers import take_init_state_index
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +109,7 @@ class MetaWorldEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
-        if seed is not None:
-            self._next_index = 0
-        index = int(options.get("init_state_index", self._next_index))
-        if index < 0:
-            raise ValueError(f"init_state_index must be >= 0, got {index}")
-        self._next_index = index + 1
-        self.init_state_index = index
+        self.init_state_index = index = take_init_state_index(self, seed, options)
         env = self._env
         env.np_random = np.random.default_rng([self.init_seed, index])
         env._freeze_rand_vec = False

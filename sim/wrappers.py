@@ -12,6 +12,18 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+def take_init_state_index(env, seed: int | None, options: dict | None) -> int:
+    """The reset protocol every env family shares: ``reset(seed=...)`` rewinds to init state 0, each reset
+    takes the next index unless ``options["init_state_index"]`` names one (kept in ``env._next_index``)."""
+    if seed is not None:
+        env._next_index = 0
+    index = int((options or {}).get("init_state_index", env._next_index))
+    if index < 0:
+        raise ValueError(f"init_state_index must be >= 0, got {index}")
+    env._next_index = index + 1
+    return index
+
+
 class InitStateSchedule(gym.Wrapper):
     """Reset k starts from init state ``indices[k]`` (then repeats the last), so a vector sub-env
     always plays the same fixed episodes whatever the other sub-envs do."""

@@ -52,3 +52,20 @@ def test_spec_mismatch_names_the_key():
 def test_wildcard_shapes_match():
     req = Spec.of([Feature("observation.audio.mic", (1, None), "float32")])
     Spec.of([Feature("observation.audio.mic", (1, 1600), "float32")]).check_satisfies(req)
+
+
+def test_describe_shows_the_values_a_parent_gives_its_nested_config():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Inner:
+        lr: float = 1e-3
+
+    @dataclasses.dataclass
+    class Outer:
+        inner: Inner = dataclasses.field(default_factory=lambda: Inner(lr=5e-4))
+        steps: int = 3
+
+    lines = C.describe(Outer)
+    assert "  inner.lr=0.0005" in lines and "  steps=3" in lines
+    assert C.describe(Outer(steps=9))[-1] == "  steps=9"   # an instance shows its own values
