@@ -35,12 +35,13 @@ def add_arguments(p) -> None:
     ex.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ex.add_argument("--methods", nargs="+", default=["koi", "rot"])
     ex.add_argument("--preset", default="cpu", help="cpu (small budget) or paper (KOI's settings)")
-    ex.add_argument("--jobs", type=int, default=2, help="runs in parallel")
+    ex.add_argument("--jobs", type=int, default=1, help="runs in parallel (1 on a shared machine)")
     ex.add_argument("--nice", type=int, default=10)
     ex.add_argument("--figure", default=None, help="where to save the plot (default <out>/koi_vs_rot.png)")
     pl = sub.add_parser("plot", help="aggregate an experiment directory into a plot + table")
     pl.add_argument("--out", required=True)
     pl.add_argument("--figure", default=None)
+    pl.add_argument("--include-unfinished", action="store_true", help="also aggregate runs still in progress")
     fields = "config fields (name=value overrides; reward.nu=uniform gives ROT):\n" + "\n".join(_describe())
     for q in (bc, tr, ex):
         q.add_argument("overrides", nargs="*", help="KOITrainConfig overrides name=value")
@@ -95,7 +96,7 @@ def run(args) -> int:
         (out / "runs.json").write_text(json.dumps(runs, indent=2))
         if failed:
             print(f"{len(failed)} run(s) failed; logs in {out / 'runs'}", file=sys.stderr)
-    rows = X.summarize(X.collect(out))
+    rows = X.summarize(X.collect(out, finished_only=not getattr(args, "include_unfinished", False)))
     if not rows:
         print(f"no finished runs under {out / 'runs'}", file=sys.stderr)
         return 1

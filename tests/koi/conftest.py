@@ -1,4 +1,4 @@
-"""Shared fixtures for KOI tests: tiny policies (16x16 images) so the suite runs in seconds on a busy CPU."""
+"""Fixtures for KOI tests; plain helpers live in koi_helpers.py (tests import them from there)."""
 
 import os
 
@@ -8,16 +8,7 @@ import torch
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from policystack.spec import Feature, Spec  # noqa: E402
-
-CAM = "observation.images.corner2"
-
-
-def tiny_features(size: int = 16) -> Spec:
-    return Spec.of([Feature(CAM, (size, size, 3), "uint8"),
-                    Feature("observation.state", (39,), "float32"),
-                    Feature("task", (), "str"),
-                    Feature("action", (4,), "float32", low=-1, high=1)])
+from koi_helpers import tiny_features  # noqa: E402
 
 
 @pytest.fixture

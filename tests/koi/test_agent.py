@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CAM, tiny_features
+from koi_helpers import CAM, tiny_features
 from policies.base import load_policy, make_policy
 from policies.koi import KOIConfig, KOIPolicy
 from policies.koi.agent import AgentConfig, DrQv2Agent, soft_update

@@ -16,7 +16,7 @@ from policies.koi.rewards import OTRewarder
 
 CAM = "observation.images.toy"
 SIZE, STEPS, START, GOAL = 24, 16, -0.8, 0.1
-EPISODES, SEED_EPISODES, LR = 60, 6, 1e-3
+EPISODES, SEED_EPISODES, LR, GAMMA, STD = 100, 6, 1e-3, 0.9, 0.5
 
 
 def render(x: float) -> np.ndarray:
@@ -65,8 +65,11 @@ def test_ot_reward_alone_teaches_the_reach():
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     feats = Spec.of([Feature(CAM, (SIZE, SIZE, 3), "uint8"), Feature("action", (1,), "float32", low=-1, high=1)])
+    # Without a BC init, KOI's fixed std 0.1 barely explores and Adam drives the tanh into saturation
+    # within a few dozen updates (measured); std 0.5 and a 10-step horizon (gamma 0.9) suit this
+    # 16-step toy. Everything else is the real agent, replay and OT reward.
     policy = make_policy(KOIConfig(hidden_dim=64, feature_dim=16, conv_channels=8, conv_strides=(2, 1),
-                                   augment_pad=1, action_repeat=1), feats)
+                                   augment_pad=1, action_repeat=1, std=STD), feats)
     # expert: full speed to the goal, then hold; the goal key state is the first frame at the goal
     x, xs, expert = START, [START], [render(START)]
     for _ in range(STEPS):
@@ -79,9 +82,9 @@ def test_ot_reward_alone_teaches_the_reach():
     # here, a randomly initialised encoder is not discriminative enough (it can rank overshooting the goal
     # above reaching it), so this test checks the OT reward + DrQ-v2 loop, not the feature network.
     exp_feats = pixel_features(expert)
-    agent = DrQv2Agent(policy, AgentConfig(lr=LR, batch_size=64, nstep=3, update_every=1))
+    agent = DrQv2Agent(policy, AgentConfig(lr=LR, batch_size=64, nstep=3, update_every=1, gamma=GAMMA))
     rewarder = OTRewarder([nu])
-    replay = EpisodeReplay(10_000, nstep=3, gamma=0.99, frame_stack=3)
+    replay = EpisodeReplay(10_000, nstep=3, gamma=GAMMA, frame_stack=3)
     start_err = reach_error(policy)
     for episode in range(EPISODES):
         seed_phase = episode < SEED_EPISODES
