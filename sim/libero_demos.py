@@ -23,6 +23,7 @@ import numpy as np
 
 from policystack import keys as K
 from policystack.dataset import Episode, EpisodeWriter
+from policystack.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +58,22 @@ class TaskResult:
 
 
 def collect_rollouts(suite: str, task_index: int, n_demos: int, init: str = "sampled", seed: int = 1,
-                     start_index: int = 0, max_attempts: int | None = None,
+                     start_index: int = 0, max_attempts: int | None = None, action_noise: float = 0.0,
                      on_episode: Callable[[Rollout], None] | None = None) -> TaskResult:
     """Run the expert state-only until ``n_demos`` successes or ``max_attempts`` (default 2 n + 2) tries.
 
     ``init``: 'sampled' draws fresh placements (seeded; disjoint from the evaluation states) or
     'official' uses the task's official init states from ``start_index`` on.
+    ``action_noise``: std of Gaussian noise added to the *executed* motion (DART-style); the stored
+    label is the expert's clean action, so the demos show how to recover from small drifts, which a
+    cloned policy meets in closed loop and a perfect scripted expert never shows.
     """
     from sim.libero_env import LiberoEnv
     from sim.libero_experts import expert_for
     if init not in ("sampled", "official"):
-        raise ValueError(f"init must be 'sampled' or 'official', got {init!r}")
+        raise ConfigError(f"init must be 'sampled' or 'official', got {init!r}")
+    if not 0 <= action_noise <= 1:
+        raise ConfigError(f"action_noise must be in [0, 1] (a std on the [-1, 1] action), got {action_noise}")
     max_attempts = max_attempts or 2 * n_demos + 2
     env = LiberoEnv(suite, task_index, cameras=())
     try:
@@ -77,6 +83,8 @@ def collect_rollouts(suite: str, task_index: int, n_demos: int, init: str = "sam
         if expert is None:
             return res
         sampled = env.sample_init_states(max_attempts, seed) if init == "sampled" else None
+        rng = np.random.default_rng([seed, task_index])
+        scale = action_noise * np.array([1, 1, 1, 0.5, 0.5, 0.5, 0.0])
         while res.successes < n_demos and res.attempts < max_attempts:
             k = res.attempts
             if sampled is not None:
@@ -90,7 +98,8 @@ def collect_rollouts(suite: str, task_index: int, n_demos: int, init: str = "sam
                 states.append(env.get_sim_state())
                 proprio.append(obs[K.STATE])
                 actions.append(a)
-                obs, _, term, trunc, info = env.step(a)
+                executed = np.clip(a + scale * rng.standard_normal(7), -1, 1) if action_noise else a
+                obs, _, term, trunc, info = env.step(executed.astype(np.float32))
                 done = term or trunc
             res.attempts += 1
             r = Rollout(suite, task_index, int(info["init_state_index"]), np.stack(states),
@@ -181,7 +190,7 @@ def generate_libero_demos(suite: str, out_dir: str | os.PathLike, tasks: Sequenc
                           n_episodes: int = 10, cameras: Sequence[str] = ("agentview", "wrist"),
                           image_size: int = 128, depth: bool = False, workers: int = 2, init: str = "sampled",
                           seed: int = 1, official: bool = True, max_attempts: int | None = None,
-                          progress: bool = True) -> dict:
+                          action_noise: float = 0.0, progress: bool = True) -> dict:
     """Roll out, render and write a suite's demos; returns a summary with per-task success."""
     from tqdm import tqdm
 
@@ -195,7 +204,7 @@ def generate_libero_demos(suite: str, out_dir: str | os.PathLike, tasks: Sequenc
     bar = tqdm(total=len(tasks) * n_episodes, desc=f"{suite} expert rollouts", unit="demo", disable=not progress)
     for t in tasks:
         res = collect_rollouts(suite, t, n_episodes, init=init, seed=seed, max_attempts=max_attempts,
-                               on_episode=lambda r: bar.update(int(r.success)))
+                               action_noise=action_noise, on_episode=lambda r: bar.update(int(r.success)))
         bar.update(n_episodes - res.successes)  # keep the bar's total honest when a task falls short
         results.append(res)
         log.info("%s task %d: %d/%d expert successes%s", suite, t, res.successes, res.attempts,
@@ -208,7 +217,7 @@ def generate_libero_demos(suite: str, out_dir: str | os.PathLike, tasks: Sequenc
         tmp = path.with_suffix(".hdf5.tmp")
         tmp.unlink(missing_ok=True)
         env_args = {"env": "policystack/LIBERO", "suite": suite, "cameras": list(cameras), "image_size": image_size,
-                    "depth": depth, "init": init, "seed": seed}
+                    "depth": depth, "init": init, "seed": seed, "action_noise": action_noise}
         spec = libero_spec(cameras, image_size, depth and bool(cameras))
         rbar = tqdm(total=len(rollouts), desc=f"{suite} rendering", unit="demo", disable=not progress)
         remaining = {res.task_index: len(res.rollouts) for res in results}

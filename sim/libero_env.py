@@ -29,6 +29,7 @@ from policystack import keys as K
 from policystack.spec import Feature, Spec
 from sim.libero_suites import MAX_STEPS, SETTLE_STEPS, check_suite, load_init_states, task_info
 from sim.render import ensure_headless_gl
+from sim.wrappers import take_init_state_index
 
 log = logging.getLogger(__name__)
 
@@ -243,15 +244,12 @@ class LiberoEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         options = options or {}
-        if seed is not None:
-            self._next_index = 0
         if options.get("init_state") is not None:  # an explicit simulator state (e.g. a sampled one)
+            if seed is not None:
+                self._next_index = 0
             state, index = np.asarray(options["init_state"], np.float64), -1
         else:
-            index = int(options.get("init_state_index", self._next_index))
-            if index < 0:
-                raise ValueError(f"init_state_index must be >= 0, got {index}")
-            self._next_index = index + 1
+            index = take_init_state_index(self, seed, options)
             n = len(self.init_states)
             if index >= n:
                 log.debug("%s-%d: init state %d wraps to %d (%d official states)", self.suite,

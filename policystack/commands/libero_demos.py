@@ -30,6 +30,8 @@ def add_arguments(p) -> None:
     p.add_argument("--init", choices=["sampled", "official"], default="sampled",
                    help="sampled: fresh seeded placements (not the evaluation states); official: init states 0..")
     p.add_argument("--seed", type=int, default=1, help="seed of the sampled init states")
+    p.add_argument("--action-noise", type=float, default=0.0,
+                   help="std of noise on the executed motion (labels stay clean): recovery data for BC")
     p.add_argument("--no-official", action="store_true", help="skip the official-layout files")
 
 
@@ -50,13 +52,15 @@ def run(args) -> int:
         raise ConfigError(f"--tasks: {suite} has tasks 0..{SUITE_SIZES[suite] - 1}")
     if args.episodes < 1:
         raise ConfigError("--episodes must be >= 1")
+    if not 0 <= args.action_noise <= 1:
+        raise ConfigError("--action-noise must be in [0, 1]")
     cameras = () if args.cameras.strip().lower() in ("", "none") else tuple(
         c.strip() for c in args.cameras.split(",") if c.strip())
     t0 = time.time()
     summary = generate_libero_demos(suite, args.out, tasks=tasks, n_episodes=args.episodes, cameras=cameras,
                                     image_size=args.image_size, depth=args.depth, workers=args.workers,
                                     init=args.init, seed=args.seed, official=not args.no_official,
-                                    max_attempts=args.max_attempts or None)
+                                    max_attempts=args.max_attempts or None, action_noise=args.action_noise)
     print(f"\n{'task':>4}  {'success':>9}  {'rate':>5}  instruction")
     n_ok = n_all = 0
     for t in summary["tasks"]:

@@ -35,6 +35,30 @@ def test_cli_rejects_bad_arguments(capsys):
     assert main(["libero-demos", "--suite", "libero_objekt"]) == 2
     assert "libero_object" in capsys.readouterr().err
     assert main(["libero-demos", "--suite", "libero_goal", "--tasks", "12"]) == 2
+    assert main(["libero-demos", "--suite", "libero_goal", "--action-noise", "-0.1"]) == 2
+    assert "--action-noise" in capsys.readouterr().err
+
+
+def test_library_rejects_bad_action_noise():
+    from policystack.errors import ConfigError
+    from sim.libero_demos import collect_rollouts
+    with pytest.raises(ConfigError, match="action_noise"):
+        collect_rollouts("libero_object", 0, 1, action_noise=1.5)  # before any simulator is built
+
+
+@pytest.mark.slow
+def test_action_noise_perturbs_motion_keeps_success_and_is_seeded(libero):
+    """DART-style recovery data: the executed motion is noisy, the expert still succeeds, runs repeat."""
+    from sim.libero_demos import collect_rollouts
+    clean = collect_rollouts("libero_object", 0, 1, init="official", max_attempts=1).rollouts[0]
+    noisy = [collect_rollouts("libero_object", 0, 1, init="official", max_attempts=1, action_noise=0.1, seed=5)
+             for _ in range(2)]
+    assert all(r.successes == 1 for r in noisy)
+    a, b = noisy[0].rollouts[0], noisy[1].rollouts[0]
+    np.testing.assert_array_equal(a.states, b.states)  # same seed, same episode
+    n = min(len(a.states), len(clean.states))
+    assert np.abs(a.proprio[:n, :3] - clean.proprio[:n, :3]).max() > 0.005  # the hand path moved (metres)
+    assert np.abs(a.actions).max() <= 1.0
 
 
 @pytest.mark.slow

@@ -106,9 +106,8 @@ def test_language_state_and_spec(env):
     assert env.max_episode_steps == MAX_STEPS[env.suite]
 
 
+@pytest.mark.parametrize("env", ["libero_spatial"], indirect=True)
 def test_init_states_sequential_and_explicit(env):
-    if env.suite != "libero_spatial":
-        pytest.skip("the reset policy is the same code for every suite; checked once")
     seen = [env.reset(seed=0)[1]["init_state_index"]]
     seen += [env.reset()[1]["init_state_index"] for _ in range(2)]
     seen.append(env.reset(options={"init_state_index": 7})[1]["init_state_index"])
@@ -122,9 +121,8 @@ def test_init_states_sequential_and_explicit(env):
     np.testing.assert_array_equal(s0, s1)  # soft resets are reproducible
 
 
+@pytest.mark.parametrize("env", ["libero_goal"], indirect=True)
 def test_budget_truncates_and_errors_are_clear(env):
-    if env.suite != "libero_goal":
-        pytest.skip("checked once")
     env.reset(options={"init_state_index": 0})
     old = env.max_episode_steps
     env.max_episode_steps = 2
@@ -148,9 +146,8 @@ def test_budget_truncates_and_errors_are_clear(env):
         LiberoEnv("libero_goal", 0).step(np.zeros(7, np.float32))
 
 
+@pytest.mark.parametrize("env", ["libero_object"], indirect=True)
 def test_check_env_passes(env):
-    if env.suite != "libero_object":
-        pytest.skip("check_env runs once (it resets and steps several times)")
     from gymnasium.utils.env_checker import check_env
     import warnings
     with warnings.catch_warnings():
@@ -158,10 +155,9 @@ def test_check_env_passes(env):
         check_env(env)
 
 
+@pytest.mark.parametrize("env", ["libero_object"], indirect=True)
 def test_replayed_state_renders_the_online_frame(env):
     """Demos are rendered afterwards from stored states: the frame must match the online one."""
-    if env.suite != "libero_object":
-        pytest.skip("checked once")
     env.reset(options={"init_state_index": 1})
     for _ in range(4):
         obs, *_ = env.step(np.array([0.5, -0.3, 0.2, 0, 0, 0.2, 1], np.float32))
