@@ -107,7 +107,7 @@ class BackgroundNoise:
         white = self.rng.standard_normal(n)
         # one-pole low-pass gives a brownish room rumble; mix with some white noise
         a = 0.97
-        brown, zf = lfilter([1 - a], [1, -a], white, zi=[a * self._lp])
+        brown, _ = lfilter([1 - a], [1, -a], white, zi=[a * self._lp])
         self._lp = float(brown[-1]) if n else self._lp
         t = (np.arange(n) / self.sample_rate)
         hum = 0.4 * np.sin(2 * np.pi * self._hum_f * t + self._phase) + \

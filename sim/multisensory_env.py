@@ -40,6 +40,7 @@ from sim.multisensory_assets import (BOARD_RGBA, BOARD_TOP, GRASP_OFFSET, N_CLUT
 from sim.multisensory_audio import SAMPLE_RATE, BackgroundNoise, ContactAudio
 from sim.multisensory_tactile import FingerPads
 from sim.render import FastRenderer, ensure_headless_gl
+from sim.wrappers import take_init_state_index
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +156,7 @@ class MultiSensoryEnv(gym.Env):
     # ----- reset ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        if seed is not None:
-            self._next_index = 0
-        index = int(options.get("init_state_index", self._next_index))
-        if index < 0:
-            raise ValueError(f"init_state_index must be >= 0, got {index}")
-        self._next_index = index + 1
-        self.init_state_index = index
+        self.init_state_index = index = take_init_state_index(self, seed, options)
         rng = np.random.default_rng([self.init_seed, index])
         m, d = self.model, self.data
         # the task layout: hole on the 8-mm step grid around the start (+ ±1 mm jitter), keyway, latch

@@ -63,6 +63,9 @@ class MSBotConfig(PolicyConfig):
     # learned (modality, frame) embeddings added to the fusion's key/value tokens. The reference has
     # none; without them the single query cannot tell the newest frame from older ones
     token_embeddings: bool = False
+    # the state token (query and gate input) takes each modality's newest token (reference). False = only
+    # the action history and proprio: a diagnostic variant whose query a corrupted sense cannot move
+    state_from_tokens: bool = True
     head_hidden: int = 128
     lr: float = 1e-3               # used by the generic trainer (train_msbot has its own)
     aux_heads: bool = True         # unimodal heads on detached features (balance scores, diagnostics)

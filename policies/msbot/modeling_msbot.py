@@ -34,7 +34,7 @@ class MSBotPolicy(MultiSensoryPolicy):
         d = config.tokenizer.token_dim
         m = len(self.modalities)
         cond = self.tokenizer.state_dim
-        self.state_tokenizer = nn.Linear(m * d + d + cond, d)
+        self.state_tokenizer = nn.Linear((m * d if config.state_from_tokens else 0) + d + cond, d)
         self.stage = StageModule(d, config.n_stages, config.beta)
         self.fusion = CrossAttentionFusion(d, config.n_heads, config.blur_p)
         n_tok = m * config.tokenizer.n_frames
@@ -44,7 +44,8 @@ class MSBotPolicy(MultiSensoryPolicy):
                                   nn.Linear(h, self.codec.n_classes))
 
     def state_token(self, tokens: Mapping[str, torch.Tensor], cond, hist) -> torch.Tensor:
-        parts = [tokens[k][:, -1] for k in self.modalities] + [hist]
+        parts = [tokens[k][:, -1] for k in self.modalities] if self.config.state_from_tokens else []
+        parts.append(hist)
         if cond is not None:
             parts.append(cond)
         return self.state_tokenizer(torch.cat(parts, -1))

@@ -46,7 +46,7 @@ def add_arguments(p) -> None:
     ex.add_argument("--conditions", nargs="+", default=None)
     ex.add_argument("--n-demos", type=int, default=80)
     ex.add_argument("--n-eval", type=int, default=30)
-    ex.add_argument("--epochs", type=int, default=15)
+    ex.add_argument("--epochs", type=int, default=40)
     ex.add_argument("overrides", nargs="*", help="extra MSBotTrainConfig overrides for every run")
     su = sub.add_parser("summarize", help="aggregate an experiment directory (table, plots)")
     su.add_argument("--out", required=True)

@@ -1,6 +1,8 @@
 """Spec §6.3: mini MS-Bot on synthetic multi-stage episodes, trained by the real MS-Bot pipeline; and an
 end-to-end smoke run on the simulated task (demos -> train -> closed-loop rollout)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -57,7 +59,7 @@ def test_mini_msbot_longer_training_attends_to_the_right_modality_in_every_stage
 
 @pytest.mark.sim
 def test_sim_demos_train_and_rollout(tmp_path):
-    from policies.msbot.experiment import attention_by_stage, rollout
+    from policies.msbot.experiment import attention_by_stage, rollout, summarize
     from sim.multisensory_expert import generate_demos
 
     env_kwargs = {"image_size": 32, "audio_window_s": 0.2}
@@ -69,10 +71,23 @@ def test_sim_demos_train_and_rollout(tmp_path):
     assert (run / "loss.png").exists() and (run / "metrics.jsonl").read_text().count("\n") == 2
     policy = load_policy(run)
     assert bool(policy.stage.ready)                        # stage tokens set after the warm-up epoch
-    res = rollout(policy, 1, env_kwargs, progress=False)
+    seen = []                                              # the diagnostic hook sees each step's info
+    res = rollout(policy, 1, env_kwargs, progress=False, before_step=lambda info: seen.append(info["stage"]))
     assert res["n_episodes"] == 1 and len(res["steps"]) == res["episodes"][0]["length"]
+    assert seen == [s["stage"] for s in res["steps"]]
     att = attention_by_stage(res["steps"])
     assert att is not None and att.shape[1] == 3
+    # the experiment summary aggregates evaluations and reports each run's final training fit
+    exp = tmp_path / "exp"
+    (exp / "evals").mkdir(parents=True)
+    (exp / "evals" / "msbot_s0_clean.json").write_text(json.dumps({**res, "method": "msbot", "seed": 0,
+                                                                     "condition": "clean"}))
+    (exp / "runs").mkdir()
+    (exp / "runs" / "msbot_s0").symlink_to(run.resolve(), target_is_directory=True)
+    summary = summarize(exp)
+    assert summary["success"]["msbot"]["clean"]["per_seed"] == [res["success_rate"]]
+    assert summary["training_final_epoch"]["msbot_s0"]["epoch"] == 1
+    assert (exp / "summary.md").exists() and (exp / "msbot_success.png").exists()
     # resuming a finished run adds nothing and keeps the weights
     cfg2 = apply_overrides(cfg, ["resume=true"])
     train(cfg2, progress=False)

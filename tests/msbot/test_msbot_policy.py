@@ -183,3 +183,18 @@ def test_action_codec_and_primitives():
     assert ActionCodec(None, 2).n_classes == 5                     # wait + ±1 per axis
     prims = primitives_from_actions(np.asarray(PRIMS * 3, np.float32))
     assert prims[0] == [0, 0, 0, 0] and len(prims) == 7
+
+
+@pytest.mark.parametrize("from_tokens", [True, False])
+def test_state_token_sees_the_newest_tokens_only_when_configured(from_tokens):
+    """Reference: z (query, gate input) takes each modality's newest token; the diagnostic variant
+    ``state_from_tokens=false`` builds z from the action history and proprio only."""
+    spec = sim_spec()
+    cfg = small(MSBotConfig(primitives=PRIMS, state_from_tokens=from_tokens))
+    policy = make_policy(cfg, features=spec).eval()
+    tokens, cond = policy.tokenizer(batch_for(spec, 4, cfg.n_obs_steps))
+    hist = policy.history(torch.full((4, 50), -1, dtype=torch.long))
+    z = policy.state_token(tokens, cond, hist)
+    shifted = {k: v + 1.0 for k, v in tokens.items()}
+    moved = (policy.state_token(shifted, cond, hist) - z).abs().max().item()
+    assert (moved > 1e-4) == from_tokens
