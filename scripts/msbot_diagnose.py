@@ -40,6 +40,12 @@ def probe(run: Path, demos: Path, n_demos: int) -> dict:
     ds = MSBotDataset(episodes, list(cfg.input_spec.keys()), cfg.n_obs_steps, policy.codec.primitives.numpy(),
                       cfg.tokenizer.history_len, stages, getattr(cfg, "n_stages", 3),
                       layout=policy.tokenizer.layout(), executed=executed_of(episodes))
+    ok, st = _correct_and_stage(policy, ds)
+    return {"acc": float(ok.mean()), "acc_per_stage": [float(ok[st == s].mean()) for s in range(3)]}
+
+
+def _correct_and_stage(policy, ds) -> tuple[np.ndarray, np.ndarray]:
+    """Open-loop: whether the policy's primitive matches the demo's, and the stage, per sample."""
     ok, st = [], []
     with torch.no_grad():
         for i in range(0, len(ds), 64):
@@ -47,8 +53,7 @@ def probe(run: Path, demos: Path, n_demos: int) -> dict:
             logits, _ = policy.action_logits(b)
             ok.append((logits.argmax(-1) == policy.targets(b)).numpy())
             st.append(b["stage"].numpy())
-    ok, st = np.concatenate(ok), np.concatenate(st)
-    return {"acc": float(ok.mean()), "acc_per_stage": [float(ok[st == s].mean()) for s in range(3)]}
+    return np.concatenate(ok), np.concatenate(st)
 
 
 def ablate(run: Path, demos: Path) -> dict:
@@ -70,14 +75,7 @@ def ablate(run: Path, demos: Path) -> dict:
                 tokens = {**tokens, drop: tokens[drop].mean((0, 1), keepdim=True).expand_as(tokens[drop])}
             return fuse(tokens, cond, hist, keep if drop else None, batch)
         policy.fuse = masked_fuse
-        ok, st = [], []
-        with torch.no_grad():
-            for i in range(0, len(ds), 64):
-                b = ds.get_batch(np.arange(i, min(len(ds), i + 64)))
-                logits, _ = policy.action_logits(b)
-                ok.append((logits.argmax(-1) == policy.targets(b)).numpy())
-                st.append(b["stage"].numpy())
-        ok, st = np.concatenate(ok), np.concatenate(st)
+        ok, st = _correct_and_stage(policy, ds)
         name = "none" if drop is None else drop.rsplit(".", 1)[-1] + (" (attention+state token)" if full else " (attention)")
         out[name] = [float(ok[st == s].mean()) for s in range(3)]
     policy.fuse = fuse
