@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DI² comparison on Meta-World RGB-D demos (LIBERO is too slow on a 2-core CPU; see docs/results/di2.md).
+# DI² comparison on Meta-World RGB-D demos (the LIBERO version: scripts/di2_libero_experiment.sh; results in docs/results/di2.md).
 # Usage: scripts/di2_metaworld_experiment.sh [seeds] [extra overrides...]
 #   scripts/di2_metaworld_experiment.sh 0,1,2            # everything (cached results are reused)
 #   scripts/di2_metaworld_experiment.sh 1 &              # one seed per process (then run 0,1,2 to summarise)

@@ -17,12 +17,15 @@ def main() -> None:
     s = json.loads(args.summary.read_text())
     conds = s["conditions"]
     tasks = list(next(iter(conds.values()))["per_task"])
-    print("| condition | mean ± std over seeds | per seed | " + " | ".join(tasks) + " |")
-    print("|---|---|---|" + "---|" * len(tasks))
+    print("| condition | success, mean ± std over seeds | per seed | " + " | ".join(tasks)
+          + " | held-out action loss, mean ± std | per seed |")
+    print("|---|---|---|" + "---|" * len(tasks) + "---|---|")
     for r in conds.values():
         per_task = " | ".join(f"{r['per_task'][t]:.2f}" for t in tasks)
         seeds = ", ".join(f"{x:.2f}" for x in r["per_seed"])
-        print(f"| {r['label']} | {r['mean']:.3f} ± {r['std']:.3f} | {seeds} | {per_task} |")
+        loss = (f"{r['heldout_loss_mean']:.4f} ± {r['heldout_loss_std']:.4f}" if "heldout_loss_mean" in r else "n/a")
+        loss_seeds = ", ".join(f"{x:.4f}" for x in r.get("heldout_loss_per_seed", []))
+        print(f"| {r['label']} | {r['mean']:.3f} ± {r['std']:.3f} | {seeds} | {per_task} | {loss} | {loss_seeds} |")
     print()
     print("| seed | DCM held-out MSE (first → last) | predict-the-mean MSE | before VQ MSE | after VQ MSE | "
           "code agreement | codebook perplexity (held-out) | stage seconds (rgb/rgbd/dcm/dac/di2) |")

@@ -10,9 +10,13 @@ stage checkpoints, each with the same init states:
 and, when asked, with ground-truth depth: ``rgbd_gt`` (RGB-D-RF) and ``di2_gt`` (DI² "Ours*"), and
 ``rgb_matched``: an RGB-only run trained for as many policy steps as DI² gets in total.
 
-Every (seed, condition, task) result is a JSON file, so an interrupted experiment resumes where it
-stopped. Demos: Meta-World's scripted experts (``policystack.demos``) or LIBERO's
-(``sim.libero_demos``), with RGB + metric depth of every camera.
+Beside closed-loop success, each condition gets an offline number that needs no simulator: the
+action loss on held-out demo windows with that condition's depth source (the same split the stage
+metrics use). Every (seed, condition, task) result is a JSON file, so an interrupted experiment
+resumes where it stopped; ``summary_only`` tables what is cached without training or evaluating.
+Every seed is trained (and scored offline) before any closed-loop evaluation, so a run cut short
+still has the offline comparison over all seeds. Demos: Meta-World's scripted experts
+(``policystack.demos``) or LIBERO's (``sim.libero_demos``), with RGB + metric depth of every camera.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 
 from policystack.checkpoint import atomic_write_text
 from policystack.config import ConfigError
+from policystack.keys import TASK as K_TASK
 from policies.di2.configuration_di2 import DI2Config
 from policies.di2.train_di2 import DI2TrainConfig, train
 
@@ -157,6 +162,43 @@ def evaluate_condition(cfg: DI2ExperimentConfig, seed: int, condition: str, task
     return res
 
 
+def offline_action_losses(cfg: DI2ExperimentConfig, seed: int, datasets: tuple[str, ...]) -> dict:
+    """Held-out action loss (Huber arm + w*BCE), arm Huber and gripper accuracy of every condition,
+    computed on the held-out demo windows with the condition's own depth source (cached as JSON)."""
+    import torch
+
+    from policies.base import load_policy
+    from policies.di2.data import WindowData, load_episodes, split_episodes
+    out = seed_run_dir(cfg, seed) / "offline_action_loss.json"
+    done = json.loads(out.read_text()) if out.is_file() else {}
+    todo = [c for c in cfg.conditions if c not in done
+            and (seed_run_dir(cfg, seed, c) / "stages" / CONDITIONS[c][0] / "pretrained").is_dir()]
+    if not todo:
+        return done
+    t = cfg.train
+    episodes = load_episodes(datasets, t.policy.cameras, with_depth=True, limit=t.limit_episodes)
+    _, val = split_episodes(episodes, t.val_every)
+    if not val:
+        return done
+    data = WindowData(val, t.policy.cameras, t.policy.window, with_depth=True)
+    torch.set_num_threads(t.num_threads)
+    for cond in todo:
+        stage, source, _ = CONDITIONS[cond]
+        policy = load_policy(seed_run_dir(cfg, seed, cond) / "stages" / stage / "pretrained")
+        policy.eval()
+        logs = []
+        with torch.no_grad():
+            for batch in data.iter_eval(32, stride=2):
+                logs.append((len(batch[K_TASK]), policy.action_loss(batch, source)[1]))
+        n = sum(w for w, _ in logs)
+        done[cond] = {k: sum(w * lg[k] for w, lg in logs) / n for k in ("loss", "arm", "grip_acc")}
+        done[cond]["n_windows"] = n
+        log.info("seed %d %-13s held-out action loss %.4f (arm %.4f, grip acc %.2f)", seed, cond,
+                 done[cond]["loss"], done[cond]["arm"], done[cond]["grip_acc"])
+    atomic_write_text(out, json.dumps(done, indent=1))
+    return done
+
+
 def stage_metrics(run_dir: Path) -> dict:
     """Offline numbers from the stage checkpoints: DCM vs predict-the-mean, codebook health, losses."""
     out = {}
@@ -195,41 +237,87 @@ def summarize(cfg: DI2ExperimentConfig, results: list[dict]) -> dict:
         table[cond] = {"label": CONDITIONS[cond][2], "per_seed": per_seed,
                        "mean": float(np.mean(per_seed)) if per_seed else float("nan"),
                        "std": float(np.std(per_seed)) if per_seed else float("nan"), "per_task": per_task}
+        losses = []
+        for seed in cfg.seeds:
+            f = seed_run_dir(cfg, seed) / "offline_action_loss.json"
+            rec = json.loads(f.read_text()).get(cond) if f.is_file() else None
+            if rec is not None:
+                losses.append(rec["loss"])
+        table[cond]["heldout_loss_per_seed"] = losses
+        if losses:
+            table[cond]["heldout_loss_mean"] = float(np.mean(losses))
+            table[cond]["heldout_loss_std"] = float(np.std(losses))
     return {"conditions": table,
             "offline": {str(s): stage_metrics(seed_run_dir(cfg, s)) for s in cfg.seeds}}
 
 
 def plot(summary: dict, path: Path, title: str) -> None:
+    """Bars of success (mean ± std over seeds, dots per seed); a second panel with the held-out
+    action loss of each condition when the summary has it."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    conds = list(summary["conditions"])
-    means = [summary["conditions"][c]["mean"] for c in conds]
-    stds = [summary["conditions"][c]["std"] for c in conds]
-    fig, ax = plt.subplots(figsize=(1.4 * len(conds) + 1.5, 3.2), dpi=100)
-    ax.bar(range(len(conds)), means, yerr=stds, capsize=4, color="#6a9fd4")
-    for i, c in enumerate(conds):
-        ax.scatter([i] * len(summary["conditions"][c]["per_seed"]), summary["conditions"][c]["per_seed"],
-                   color="k", s=10, zorder=3)
-    ax.set_xticks(range(len(conds)))
-    ax.set_xticklabels([summary["conditions"][c]["label"] for c in conds], rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("success rate")
-    ax.set_ylim(0, 1)
-    ax.set_title(title, fontsize=9)
+    table = summary["conditions"]
+    conds = list(table)
+    panels = [("per_seed", "success rate", (0, 1))]
+    if any(table[c].get("heldout_loss_per_seed") for c in conds):
+        panels.append(("heldout_loss_per_seed", "held-out action loss (RGB only unless GT)", None))
+    fig, axes = plt.subplots(1, len(panels), figsize=((1.2 * len(conds) + 1.5) * len(panels), 3.4), dpi=100,
+                             squeeze=False)
+    for ax, (key, ylabel, ylim) in zip(axes[0], panels):
+        vals = [table[c].get(key) or [] for c in conds]
+        means = [float(np.mean(v)) if v else np.nan for v in vals]
+        stds = [float(np.std(v)) if v else 0.0 for v in vals]
+        ax.bar(range(len(conds)), means, yerr=stds, capsize=4, color="#6a9fd4")
+        for i, v in enumerate(vals):
+            ax.scatter([i] * len(v), v, color="k", s=10, zorder=3)
+        ax.set_xticks(range(len(conds)))
+        ax.set_xticklabels([table[c]["label"] for c in conds], rotation=25, ha="right", fontsize=7)
+        ax.set_ylabel(ylabel, fontsize=8)
+        if ylim:
+            ax.set_ylim(*ylim)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
 
 
-def run_experiment(cfg: DI2ExperimentConfig, figure: str | Path | None = None) -> dict:
+def cached_results(cfg: DI2ExperimentConfig) -> list[dict]:
+    """Every (seed, condition, task) success already evaluated under ``output_dir``."""
+    results = []
+    for seed in cfg.seeds:
+        for cond in cfg.conditions:
+            for task in cfg.tasks:
+                f = seed_run_dir(cfg, seed) / "eval" / cond / f"{task.replace(':', '-')}.json"
+                if f.is_file():
+                    results.append(json.loads(f.read_text()))
+    return results
+
+
+def _title(cfg: DI2ExperimentConfig, summary: dict) -> str:
+    n_seeds = max((len(r["per_seed"]) for r in summary["conditions"].values()), default=0)
+    return (f"DI² on {cfg.benchmark} ({len(cfg.tasks)} tasks, {n_seeds} seed(s), "
+            f"{cfg.n_eval_episodes} episodes/task)")
+
+
+def run_experiment(cfg: DI2ExperimentConfig, figure: str | Path | None = None, summary_only: bool = False) -> dict:
+    """Train every seed, evaluate every condition, write summary.json (+ the figure).
+
+    ``summary_only``: no training or evaluation; table the cached results (e.g. of seeds run by
+    separate processes, or a run stopped early, whose missing seeds then simply do not appear)."""
     t0 = time.time()
     out = Path(cfg.output_dir)
+    if summary_only:
+        summary = summarize(cfg, cached_results(cfg))
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+        if figure:
+            plot(summary, Path(figure), _title(cfg, summary))
+        return summary
     out.mkdir(parents=True, exist_ok=True)
     from policystack import config as cfgmod
     cfgmod.save_json(cfg, out / "experiment_config.json")
     datasets = make_demos(cfg)
-    results = []
     for seed in cfg.seeds:
         tcfg = dataclasses.replace(cfg.train, dataset=datasets, output_dir=str(seed_run_dir(cfg, seed)), seed=seed)
         train(tcfg)
@@ -237,6 +325,10 @@ def run_experiment(cfg: DI2ExperimentConfig, figure: str | Path | None = None) -
             t = cfg.train
             train(dataclasses.replace(tcfg, output_dir=str(seed_run_dir(cfg, seed, "rgb_matched")), stages=("rgb",),
                                       steps_rgb=t.steps_rgb + t.steps_rgbd + t.steps_di2))
+        offline_action_losses(cfg, seed, datasets)
+        atomic_write_text(out / "summary.json", json.dumps(summarize(cfg, cached_results(cfg)), indent=1))
+    results = []
+    for seed in cfg.seeds:
         for cond in cfg.conditions:
             for task in cfg.tasks:
                 results.append(evaluate_condition(cfg, seed, cond, task))
@@ -245,6 +337,5 @@ def run_experiment(cfg: DI2ExperimentConfig, figure: str | Path | None = None) -
     summary["wall_s"] = round(time.time() - t0, 1)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     if figure:
-        plot(summary, Path(figure), f"DI² on {cfg.benchmark} ({len(cfg.tasks)} tasks, {len(cfg.seeds)} seeds, "
-                                    f"{cfg.n_eval_episodes} episodes/task)")
+        plot(summary, Path(figure), _title(cfg, summary))
     return summary

@@ -46,7 +46,9 @@ def add_arguments(p) -> None:
     x = sub.add_parser("experiment", help="RGB-RF vs RGB-D-RF without depth vs DCM w/o DAC vs DI², over seeds",
                        formatter_class=raw)
     x.add_argument("--config", help="start from a saved experiment_config.json")
-    x.add_argument("--figure", default=None, help="bar chart PNG of the success rates")
+    x.add_argument("--figure", default=None, help="bar chart PNG of the success rates (+ held-out action loss)")
+    x.add_argument("--summary-only", action="store_true",
+                   help="train and evaluate nothing: table the cached results (seeds run apart, or a run cut short)")
     add_overrides(x, DI2ExperimentConfig)
 
 
@@ -105,9 +107,10 @@ def run(args) -> int:
     from policies.di2.experiment import DI2ExperimentConfig, run_experiment
     base = cfgmod.load_json(DI2ExperimentConfig, args.config) if args.config else None
     cfg = cfgmod.apply_overrides(base if base is not None else DI2ExperimentConfig(), args.overrides)
-    summary = run_experiment(cfg, figure=args.figure)
-    print(f"{'condition':<28} {'mean':>6} {'std':>6}  per seed")
+    summary = run_experiment(cfg, figure=args.figure, summary_only=args.summary_only)
+    print(f"{'condition':<28} {'success':>7} {'std':>6}  {'per seed':<22} held-out action loss (mean ± std)")
     for c, r in summary["conditions"].items():
-        print(f"{r['label']:<28} {r['mean']:6.3f} {r['std']:6.3f}  {[round(s, 3) for s in r['per_seed']]}")
+        loss = (f"{r['heldout_loss_mean']:.4f} ± {r['heldout_loss_std']:.4f}" if "heldout_loss_mean" in r else "-")
+        print(f"{r['label']:<28} {r['mean']:7.3f} {r['std']:6.3f}  {str([round(s, 3) for s in r['per_seed']]):<22} {loss}")
     print(f"summary: {Path(cfg.output_dir) / 'summary.json'}")
     return 0

@@ -10,7 +10,7 @@ from policystack import keys as K
 from policies.di2.depth import (buffer_to_metres, mujoco_near_far, prepare_depth, scale_depth,
                                 shared_random_shift)
 
-from conftest import CAMERAS, tiny_policy_config
+from di2_helpers import CAMERAS, tiny_policy_config
 
 PLANE_XML = """<mujoco><visual><map znear="0.01" zfar="50"/></visual><worldbody>
 <geom type="box" size="5 5 0.01" pos="0 0 -0.01" rgba="0.5 0.5 0.5 1"/>

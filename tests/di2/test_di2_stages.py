@@ -10,7 +10,7 @@ import torch
 from policystack.checkpoint import WEIGHTS_NAME, load_weights
 from policies.di2.train_di2 import DI2TrainConfig, StageRunner, train
 
-from conftest import tiny_policy_config
+from di2_helpers import tiny_overrides, tiny_policy_config
 
 pytestmark = pytest.mark.sim
 
@@ -136,25 +136,13 @@ def test_a_run_dir_refuses_a_different_config(mw_rgbd_dataset, tmp_path):
         train(_cfg(mw_rgbd_dataset, tmp_path / "r", seed=5, **kw))
 
 
-def _tiny_overrides() -> list[str]:
-    cfg = tiny_policy_config()
-    names = ("cameras", "text_encoder", "window", "dim", "n_tokens", "patch_grid", "encoder_channels",
-             "resampler_depth", "heads", "fusion_depth", "n_query_tokens", "lstm_hidden", "lstm_layers",
-             "codebook_size", "dcm_depth")
-    out = []
-    for n in names:
-        v = getattr(cfg, n)
-        out.append(f"policy.{n}={','.join(v) if isinstance(v, tuple) else v}")
-    return out
-
-
 def test_cli_trains_the_stages_and_deploys_rgb_only_on_an_env(mw_rgbd_dataset, tmp_path, monkeypatch, capsys):
     from policystack.cli import main
     from policies.di2.modeling_di2 import DI2Policy
     out = tmp_path / "cli_run"
     steps = ["steps_rgb=3", "steps_rgbd=3", "steps_dcm=5", "steps_dac=5", "steps_di2=3", "batch_size=4",
              "token_batch_size=8", "val_every=3", "eval_interval=5"]
-    rc = main(["di2", "train", f"dataset={','.join(mw_rgbd_dataset)}", f"output_dir={out}"] + _tiny_overrides() + steps)
+    rc = main(["di2", "train", f"dataset={','.join(mw_rgbd_dataset)}", f"output_dir={out}"] + tiny_overrides() + steps)
     assert rc == 0
     assert all((out / "stages" / s / "pretrained" / "metrics.json").is_file()
                for s in ("rgb", "rgbd", "dcm", "dac", "di2"))

@@ -12,7 +12,7 @@ from policystack.errors import SpecMismatchError
 from policystack.spec import Feature, Spec
 from policies.base import load_policy, make_policy
 
-from conftest import CAMERAS, tiny_policy_config
+from di2_helpers import CAMERAS, tiny_policy_config
 
 SIZE = 32
 
