@@ -11,6 +11,8 @@ from policystack.config import register_config
 from policystack.errors import ConfigError
 
 VARIANTS = ("P", "T")
+PAPER_LOGIT_SCALE = 100.0          # DecisionNCE's fixed κ, used when fine-tuning pretrained CLIP
+CLIP_INIT_LOGIT_SCALE = 1 / 0.07   # CLIP's own starting temperature, for an encoder trained from scratch
 
 
 @dataclass
@@ -63,10 +65,11 @@ class PretrainConfig:
     weight_decay: float = 1e-3               # coupled L2, not on biases / norm parameters
     adam_eps: float = 1e-6
     warmup_steps: int = 0
-    logit_scale: float = 100.0
+    logit_scale: float | None = None         # κ; None = 100 with init_from (paper), 1/0.07 from scratch
     crop_scale: tuple[float, float] = (0.2, 1.0)
     brightness: float = 0.5
     freeze_text: bool = False                # Robo-MUTUAL's encoder froze the text tower
+    reverse_negatives: bool = False          # not in the paper: o_e->o_s as an extra negative (losses.py)
     log_every: int = 50
     save_every: int = 500
     seed: int = 0
@@ -83,9 +86,22 @@ class PretrainConfig:
             raise ConfigError("batch_size must be >= 2 (in-batch negatives)")
         if self.steps < 0 or self.lr <= 0:
             raise ConfigError("steps must be >= 0 and lr > 0")
+        if self.logit_scale is not None and self.logit_scale <= 0:
+            raise ConfigError(f"logit_scale must be > 0 (or None for automatic), got {self.logit_scale}")
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
             raise ConfigError(f"crop_scale {self.crop_scale} must satisfy 0 < lo <= hi <= 1")
+
+    @property
+    def scale(self) -> float:
+        """The κ in use. Why not always 100: with a randomly initialised encoder the normalised -T
+        difference is unrelated to the text features, so κ = 100 starts the loss near 11 nats (log B = 2.8)
+        and the run first learns to make every φ(o_e) − φ(o_s) orthogonal to the text features, a
+        plateau at loss ≈ log B that 1,900 steps on Meta-World did not leave. CLIP itself starts
+        from 1/0.07 and only reaches 100 after pretraining, the point DecisionNCE fine-tunes from."""
+        if self.logit_scale is not None:
+            return self.logit_scale
+        return PAPER_LOGIT_SCALE if self.init_from else CLIP_INIT_LOGIT_SCALE
 
 
 @register_config("policy", "decisionnce")

@@ -5,7 +5,8 @@ Reports segment<->instruction top-1 retrieval (chance = 1/#tasks), the direction
 trained encoder and for the same architecture randomly initialised. Writes ``<out>/metrics.json``,
 a markdown table and figures ``docs/results/figures/dnce_*.png``.
 
-    nice -n 10 python scripts/dnce_pretrain_eval.py --data data/dnce/mt50 --out runs/dnce_T --variant T
+    nice -n 10 python scripts/dnce_pretrain_eval.py --data data/dnce/mt50 --out runs/dnce_T_s2 --variant T
+    (add --reverse-negatives for the variant with o_e->o_s as a negative; see losses.py)
     (same as: policystack decisionnce evaluate --data ... )
 """
 
@@ -30,19 +31,24 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/dnce_T", type=Path)
     p.add_argument("--variant", default="T", choices=("P", "T"))
     p.add_argument("--text-tower", default="minilm", choices=("clip", "minilm"))
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=1e-3, help="paper: 1e-5 (fine-tuning CLIP)")
     p.add_argument("--warmup", type=int, default=200)
-    p.add_argument("--logit-scale", type=float, default=100.0, help="κ (paper: 100)")
-    p.add_argument("--crop-scale", default="0.5,1.0", help="RandomResizedCrop area range (paper: 0.2,1.0 at 224²)")
-    p.add_argument("--brightness", type=float, default=0.2, help="per-frame brightness jitter (paper: 0.5)")
+    p.add_argument("--logit-scale", type=float, default=None,
+                   help="κ (paper: 100, fine-tuning CLIP); default: 1/0.07 for this from-scratch encoder")
+    p.add_argument("--crop-scale", default="0.8,1.0", help="RandomResizedCrop area range (paper: 0.2,1.0 at 224²)")
+    p.add_argument("--brightness", type=float, default=0.1, help="per-frame brightness jitter (paper: 0.5)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="coupled L2 on weights (paper: 1e-3)")
+    p.add_argument("--reverse-negatives", action="store_true",
+                   help="not in the paper: add o_e->o_s under its own instruction as a negative (losses.py)")
     p.add_argument("--train-episodes", type=int, default=10, help="first N episodes per task train; the rest evaluate")
     p.add_argument("--holdout", default=",".join(HOLDOUT))
     p.add_argument("--image-key", default="observation.images.corner2")
     p.add_argument("--figures", default="docs/results/figures", type=Path)
     p.add_argument("--reuse", action="store_true", help="skip pretraining when the run already has an encoder")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag", default=None, help="figure name prefix (default dnce_<variant>)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     import logging
@@ -58,7 +64,9 @@ def main(argv=None) -> int:
                          encoder=EncoderConfig(text_tower=args.text_tower), variant=args.variant,
                          steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          episodes_per_task=args.train_episodes, seed=args.seed, log_every=25,
-                         warmup_steps=args.warmup, logit_scale=args.logit_scale, brightness=args.brightness,
+                         warmup_steps=args.warmup, weight_decay=args.weight_decay,
+                         reverse_negatives=args.reverse_negatives, logit_scale=args.logit_scale,
+                         brightness=args.brightness,
                          crop_scale=tuple(float(x) for x in args.crop_scale.split(",")))
     enc_dir = args.out / "checkpoints" / "last" / "encoder"
     t0 = time.time()
@@ -81,7 +89,9 @@ def main(argv=None) -> int:
                 e, seen, args.image_key, args.variant, seed=args.seed)
     results["eval_seconds"] = time.time() - t1
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
-    print(markdown(results))
+    table = markdown(results)
+    (args.out / "table.md").write_text(table + "\n")
+    print(table)
     plots(args, results, enc, held)
     return 0
 
@@ -109,14 +119,17 @@ def plots(args, r: dict, enc, held) -> None:
     from policies.decisionnce.evaluate_decisionnce import reward_curves
     from policies.decisionnce.rewards import ema
     args.figures.mkdir(parents=True, exist_ok=True)
-    tag = f"dnce_{args.variant}"
+    tag = args.tag or f"dnce_{args.variant}"
     hist = json.loads((args.out / "history.json").read_text())
     fig, ax = plt.subplots(1, 2, figsize=(8, 2.8))
     ax[0].plot([h["step"] for h in hist], [h["loss"] for h in hist])
     ax[0].axhline(np.log(args.batch_size), ls="--", c="gray", label="log B")
     ax[0].set_title(f"DecisionNCE-{args.variant} loss"), ax[0].legend()
-    ax[1].plot([h["step"] for h in hist], [h["acc"] for h in hist])
-    ax[1].set_title("in-batch matching acc")
+    ax[1].plot([h["step"] for h in hist], [h["acc"] for h in hist], label="matching acc")
+    if all("direction" in h for h in hist):
+        ax[1].plot([h["step"] for h in hist], [h["direction"] for h in hist], label="r(fwd) > r(rev)")
+    ax[1].axhline(1 / args.batch_size, ls="--", c="gray")
+    ax[1].set_title("training batches"), ax[1].legend(fontsize=7)
     for a in ax:
         a.set_xlabel("step")
     fig.tight_layout()

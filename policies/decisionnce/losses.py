@@ -1,5 +1,14 @@
 """DecisionNCE's objective (spec §1.3): a Bradley-Terry preference over in-batch instructions that
-telescopes to the segment's start and end frames, i.e. a symmetric InfoNCE over a reward matrix."""
+telescopes to the segment's start and end frames, i.e. a symmetric InfoNCE over a reward matrix.
+
+``reverse_negatives`` (off by default, not in the paper): the faithful loss only ranks instructions
+and other tasks' segments, so it never compares a segment with its own reversal. Any component
+that every segment shares (e.g. "the arm moves away from home") can therefore align with the shared
+part of the text embeddings with either sign at no cost, and the sign of r(o_s -> o_e) on *unseen*
+instructions is left to chance (see ``tests/decisionnce/test_dnce_losses.py``). The option adds the
+reversed segment o_e -> o_s, scored under the segment's own instruction, as one more candidate in
+that instruction's softmax over trajectories (the BT preference "forward beats backward under l").
+"""
 
 from __future__ import annotations
 
@@ -32,17 +41,24 @@ def reward_matrix(v: torch.Tensor, u: torch.Tensor, variant: str = "T", scale: f
     return scale * r
 
 
-def symmetric_ce(R: torch.Tensor) -> torch.Tensor:
-    """½[CE(R, diag) + CE(Rᵀ, diag)]: row = softmax over instructions, column = over trajectories."""
+def symmetric_ce(R: torch.Tensor, reverse: torch.Tensor | None = None) -> torch.Tensor:
+    """½[CE(R, diag) + CE(Rᵀ, diag)]: row = softmax over instructions, column = over trajectories.
+
+    ``reverse`` (B,): reward of each reversed segment under its own instruction, appended as an
+    extra trajectory candidate to that instruction's column softmax.
+    """
     labels = torch.arange(R.shape[0], device=R.device)
-    return 0.5 * (F.cross_entropy(R, labels) + F.cross_entropy(R.t(), labels))
+    cols = R.t() if reverse is None else torch.cat([R.t(), reverse[:, None]], dim=1)
+    return 0.5 * (F.cross_entropy(R, labels) + F.cross_entropy(cols, labels))
 
 
-def decisionnce_loss(v: torch.Tensor, u: torch.Tensor, variant: str = "T", scale: float = 100.0
-                     ) -> tuple[torch.Tensor, dict[str, float]]:
+def decisionnce_loss(v: torch.Tensor, u: torch.Tensor, variant: str = "T", scale: float = 100.0,
+                     reverse_negatives: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
     R = reward_matrix(v, u, variant, scale)
-    loss = symmetric_ce(R)
+    rev = reward_matrix(v.flip(1), u, variant, scale).diagonal()   # o_e -> o_s under its own instruction
+    loss = symmetric_ce(R, rev if reverse_negatives else None)
     with torch.no_grad():
         labels = torch.arange(R.shape[0], device=R.device)
         acc = 0.5 * ((R.argmax(1) == labels).float().mean() + (R.argmax(0) == labels).float().mean())
-    return loss, {"loss": loss.item(), "acc": acc.item()}
+        direction = (R.diagonal() > rev).float().mean()
+    return loss, {"loss": loss.item(), "acc": acc.item(), "direction": direction.item()}

@@ -98,8 +98,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         cfgmod.save_json(cfg, out / "pretrain_config.json")
-        log.info("%d training instructions, %d episodes; %d batches/epoch/process", len(ds),
-                 sum(len(g) for g in groups.values()), len(sampler))
+        log.info("%d training instructions, %d episodes; %d batches/epoch/process; logit scale %.2f", len(ds),
+                 sum(len(g) for g in groups.values()), len(sampler), cfg.scale)
 
     def save() -> None:
         if rank != 0:
@@ -124,7 +124,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
             v, u = model(batch["frames"].to(device), batch["task"])
-            loss, logs = decisionnce_loss(v, u, cfg.variant, cfg.logit_scale)
+            loss, logs = decisionnce_loss(v, u, cfg.variant, cfg.scale, cfg.reverse_negatives)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -77,3 +77,41 @@ def test_gradient_reaches_both_towers(tiny_encoder_cfg, tower):
     txt = enc.text_proj.weight.grad if tower == "minilm" else enc.model.token_embedding.weight.grad
     assert vis is not None and vis.abs().sum() > 0
     assert txt is not None and txt.abs().sum() > 0
+
+
+def _shared_component_batch(sign: float, B: int = 6):
+    """Segments d_i = w_i + p and instructions u_j = w_j + sign·2p (w_i orthonormal, p ⟂ all w)."""
+    D = B + 1
+    w, p = torch.eye(D)[:B], torch.eye(D)[B]
+    v = torch.stack([torch.zeros(B, D), w + p], dim=1)
+    return v, w + sign * 2.0 * p
+
+
+def test_faithful_loss_leaves_the_sign_of_a_shared_progress_component_free():
+    """Why the direction test can fail on unseen instructions: flipping the text side of a component
+    every segment shares changes r(o_s -> o_e, l) from positive to negative on the diagonal while
+    the faithful loss does not change at all; the reverse-negative option tells the two apart."""
+    v_pos, u_pos = _shared_component_batch(+1.0)
+    v_neg, u_neg = _shared_component_batch(-1.0)
+    l_pos, logs_pos = decisionnce_loss(v_pos, u_pos, "T", scale=10.0)
+    l_neg, logs_neg = decisionnce_loss(v_neg, u_neg, "T", scale=10.0)
+    assert l_pos.item() == pytest.approx(l_neg.item(), abs=1e-5)
+    assert logs_pos["direction"] == 1.0 and logs_neg["direction"] == 0.0
+    r_pos, _ = decisionnce_loss(v_pos, u_pos, "T", scale=10.0, reverse_negatives=True)
+    r_neg, _ = decisionnce_loss(v_neg, u_neg, "T", scale=10.0, reverse_negatives=True)
+    assert r_neg.item() > r_pos.item() + 1.0
+
+
+@pytest.mark.parametrize("variant", ["P", "T"])
+def test_reverse_negative_is_the_reversed_segment_under_its_own_instruction(variant):
+    g = torch.Generator().manual_seed(3)
+    v, u = torch.randn(5, 2, 8, generator=g), torch.randn(5, 8, generator=g)
+    R = reward_matrix(v, u, variant)
+    rev = -R.diagonal()                       # o_e -> o_s: both variants reverse sign exactly
+    labels = torch.arange(5)
+    cols = torch.cat([R.t(), rev[:, None]], 1)
+    expected = 0.5 * (F.cross_entropy(R, labels) + F.cross_entropy(cols, labels))
+    loss, logs = decisionnce_loss(v, u, variant, reverse_negatives=True)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss.item() > decisionnce_loss(v, u, variant)[0].item()   # one more negative: never lower
+    assert logs["direction"] == pytest.approx((R.diagonal() > 0).float().mean().item())
