@@ -18,17 +18,11 @@ Pretrain config fields (name=value overrides):
 """
 
 
-def _flat(d: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in d.items():
-        out += _flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [f"  {prefix}{k}={v!r}"]
-    return out
-
 
 def add_arguments(p) -> None:
     from policies.decisionnce.configuration_decisionnce import PretrainConfig
-    from policystack.config import to_dict
-    p.description = DESCRIPTION + "\n".join(_flat(to_dict(PretrainConfig())))
+    from policystack.config import describe
+    p.description = DESCRIPTION + "\n".join(describe(PretrainConfig))
     sub = p.add_subparsers(dest="action", metavar="<action>")
     pt = sub.add_parser("pretrain", help="train the dual encoder")
     pt.add_argument("--config", help="a PretrainConfig JSON file")

@@ -16,17 +16,11 @@ Training config fields (name=value overrides; policy.* are the policy's):
 """
 
 
-def _flat(d: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in d.items():
-        out += _flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [f"  {prefix}{k}={v!r}"]
-    return out
-
 
 def add_arguments(p) -> None:
     from policies.robo_mutual.train_robo_mutual import MutualTrainConfig
-    from policystack.config import to_dict
-    p.description = DESCRIPTION + "\n".join(_flat(to_dict(MutualTrainConfig())))
+    from policystack.config import describe
+    p.description = DESCRIPTION + "\n".join(describe(MutualTrainConfig))
     sub = p.add_subparsers(dest="action", metavar="<action>")
     t = sub.add_parser("train", help="train a policy on demos with goals from a frozen DecisionNCE encoder")
     t.add_argument("--config", help="a MutualTrainConfig JSON file")
