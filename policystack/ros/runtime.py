@@ -44,10 +44,16 @@ def node_kwargs() -> dict:
     return dict(allow_undeclared_parameters=True, automatically_declare_parameters_from_overrides=True)
 
 
-def run(make_node: Callable[[], Any], args: list[str] | None = None, threads: int = 2) -> int:
+def run(make_node: Callable[[], Any], args: list[str] | None = None, threads: int = 1) -> int:
     """Create the node, spin it until a signal or ``node.done``, stop it cleanly; returns the exit code.
 
-    A node may set ``executor_threads`` (1: single-threaded executor, the lowest latency in rclpy) and define
+    One executor thread by default: Jazzy's rclpy ``MultiThreadedExecutor`` leaves a callback group that is
+    busy in its pool out of the next wait and is not woken when the callback finishes, so on an idle machine
+    (where the spin thread gets back into the wait first) callbacks run only on the next 50 ms wait timeout:
+    measured here, a 20 Hz timer node ticked 3-4 times a second with it and 20 with one thread. Slow
+    work belongs in a worker thread of the node (policy_node's inference), not in the executor.
+
+    A node may set ``executor_threads`` (>1: rclpy's MultiThreadedExecutor, see above) and define
     ``start()`` (called once before spinning; e.g. lifecycle autostart),
     ``loop(stop_event)`` (run in the main thread while the executor spins in the background, e.g. the
     sim's episode loop), ``stop(reason)`` (safe stop / flush, context still alive), ``done`` and

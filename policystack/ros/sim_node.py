@@ -54,6 +54,8 @@ class SimNode(_load_node_base()):
         self.frame_id = str(param(self, "frame_id", "sim"))
         self.results_path = str(param(self, "results_path", ""))
         self.wait_for_policy = bool(param(self, "wait_for_policy", True))
+        # e.g. 1 to start only once a recorder listens on the events topic, so a bag has whole episodes
+        self.min_event_subscribers = int(param(self, "min_event_subscribers", 0))
         self.policy_wait_timeout = float(param(self, "policy_wait_timeout", 60.0))
         self.action_timeout = float(param(self, "action_timeout", 30.0))
         self.resend_after = float(param(self, "resend_after", 1.0))
@@ -137,11 +139,18 @@ class SimNode(_load_node_base()):
         self.event_pub.publish(convert.json_msg(payload))
 
     def _wait_for_policy(self, stop: threading.Event) -> bool:
+        deadline = time.monotonic() + self.policy_wait_timeout
+        while self.event_pub.get_subscription_count() < self.min_event_subscribers:
+            if stop.is_set() or time.monotonic() > deadline:
+                self.get_logger().error(f"fewer than {self.min_event_subscribers} subscribers on the events topic "
+                                        f"after {self.policy_wait_timeout} s")
+                return False
+            time.sleep(0.05)
         if not self.wait_for_policy:
             return True
-        deadline = time.monotonic() + self.policy_wait_timeout
         with self._cv:
-            while self._policy_state != "active" and not stop.is_set():
+            # "holding" is lifecycle-active too (a timer-mode policy holds until the first observation)
+            while self._policy_state not in ("active", "holding") and not stop.is_set():
                 if time.monotonic() > deadline:
                     self.get_logger().error(f"no active policy on the status topic after {self.policy_wait_timeout} s "
                                             f"(last state: {self._policy_state or 'none'})")

@@ -88,13 +88,13 @@ def test_policy_node_acts_limits_holds_and_stops_safely(spawn, probe, scripted):
         # acting at the control rate: action = gain * state (+ mean pixel 0)
         probe.wait_for(lambda: any(np.allclose(a, [0.1, 0.2, 0.3, 0.4]) for _, a in actions_since(probe, 0)),
                        10, "the policy's action")
-        # never faster than the control rate (one action per timer tick, not per input message); the
-        # lower bound is loose because a loaded 2-core CI machine starves timers (the rate itself is
-        # measured in benchmarks/bench_ros.py)
+        # at the control rate, never faster (one action per timer tick, not per input message); the lower
+        # bound leaves room for a loaded 2-core CI machine (the rate is measured in benchmarks/bench_ros.py).
+        # It caught rclpy's MultiThreadedExecutor ticking at a sixth of the rate on an idle machine.
         t0 = time.monotonic()
         time.sleep(2.0)
         n = len(actions_since(probe, t0))
-        assert 0.3 * 2 * RATE <= n <= 1.2 * 2 * RATE + 1, f"{n} actions in 2 s at {RATE} Hz"
+        assert 0.5 * 2 * RATE <= n <= 1.2 * 2 * RATE + 1, f"{n} actions in 2 s at {RATE} Hz"
 
         # out-of-range outputs are clamped and rate-limited on the way to the topic
         t0 = time.monotonic()
@@ -104,6 +104,7 @@ def test_policy_node_acts_limits_holds_and_stops_safely(spawn, probe, scripted):
         acts = np.array([a for _, a in actions_since(probe, t0 - 0.2)])
         assert np.all(np.abs(acts) <= 1.0)
         assert np.abs(np.diff(acts, axis=0)).max() <= 0.5 + 1e-9
+        assert "change limited in dims [0, 1] (max_delta)" in node.text()
 
         # NaN from the policy never reaches the topic: the safe action is published, with the reason
         t0 = time.monotonic()
@@ -132,7 +133,8 @@ def test_policy_node_acts_limits_holds_and_stops_safely(spawn, probe, scripted):
         cam = st["inputs"][K.image_key("cam")]
         assert cam["rejected"] >= 5, st
         assert "image data has" in cam["last_reject"]
-        assert np.allclose(actions_since(probe, time.monotonic() - 0.3)[-1][1], [0.1, 0.2, 0.3, 0.4])
+        probe.wait_for(lambda: any(np.allclose(a, [0.1, 0.2, 0.3, 0.4])
+                                   for _, a in actions_since(probe, time.monotonic() - 1.0)), 5, "acting on good images")
         assert "unsupported image encoding 'yuv422'" in node.text()
         assert node.p.poll() is None
 
@@ -144,7 +146,7 @@ def test_policy_node_acts_limits_holds_and_stops_safely(spawn, probe, scripted):
                                              if np.allclose(a, [0, 0, 0, 0.4])), None), 5, "the stale hold")
         delay = first - (t_last + MAX_AGE)
         # one control period after max_age, plus scheduling slack for a loaded CI machine
-        assert delay <= 1.0 / RATE + 0.25, f"hold came {delay * 1e3:.0f} ms after the input went stale"
+        assert delay <= 1.0 / RATE + 0.5, f"hold came {delay * 1e3:.0f} ms after the input went stale"
         probe.wait_for(lambda: any("observation.state: stale" in (s.get("hold_reason") or "") for s in probe.status()),
                        2, "the stale reason on the status topic")
         feed.send_state = True
@@ -152,12 +154,14 @@ def test_policy_node_acts_limits_holds_and_stops_safely(spawn, probe, scripted):
         # lifecycle: deactivate publishes the safe stop and then nothing; activate resumes
         probe.wait_for(lambda: any(np.allclose(a, [0.1, 0.2, 0.3, 0.4])
                                    for _, a in actions_since(probe, time.monotonic() - 0.2)), 5, "acting again")
+        t_req = time.monotonic()
         change_state(probe, "deactivate")
         probe.wait_for(lambda: probe.status()[-1]["state"] == "inactive", 5, "inactive")
+        probe.wait_for(lambda: (lambda acts: bool(acts) and np.allclose(acts[-1][1], [0, 0, 0, 0.4]))(
+            actions_since(probe, t_req)), 5, "the safe stop on deactivate")
         t_off = time.monotonic()
-        assert np.allclose(actions_since(probe, t_off - 1.0)[-1][1], [0, 0, 0, 0.4])
-        time.sleep(0.5)
-        assert not actions_since(probe, t_off + 0.05)
+        time.sleep(0.7)
+        assert not actions_since(probe, t_off + 0.2)     # (0.2 s: deliveries already in flight)
         change_state(probe, "activate")
         probe.wait_for(lambda: any(np.allclose(a, [0.1, 0.2, 0.3, 0.4]) for _, a in actions_since(probe, t_off)),
                        5, "acting after re-activation")
