@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -279,8 +280,12 @@ def echo_floor(bench: "Bench", h: int, w: int, n: int) -> list[float]:
             time.sleep(0.005)
         return rtts
     finally:
-        p.terminate()
-        p.wait(10)
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:   # a floor process stuck in rclpy shutdown must not sink the run
+            p.kill()
+            p.wait()
 
 
 def transport_info() -> dict:
