@@ -89,9 +89,9 @@ class PolicyNode(LifecycleNode):
         self.exit_code = 0
         self.done = False
         self.autostart = bool(param(self, "autostart", True))
-        # one executor thread: inference runs in its own worker thread, so neither the tick nor the
-        # subscriptions wait for it (see runtime.run on why rclpy's MultiThreadedExecutor is avoided)
-        self.executor_threads = int(param(self, "executor_threads", 1))
+        # one executor thread (the lowest-latency one rclpy has, see runtime.make_executor): inference runs in
+        # its own worker thread, so neither the tick nor the subscriptions wait for it
+        self.default_executor = "events"
         status_topic = str(param(self, "status_topic", "/policy/status"))
         self.status_pub = self.create_publisher(msg_class("String"), status_topic, qos_profile("latched"))
         self.status_rate = float(param(self, "status_rate", 2.0))

@@ -55,6 +55,10 @@ class Recorder(_node_base()):
         if storage not in ("mcap", "sqlite3"):
             raise ValueError(f"recorder: storage={storage!r}; choose mcap or sqlite3")
         self.duration = float(param(self, "duration", 0.0))
+        # subscribe to all topics in one pass once every one has a publisher (or this long after the first
+        # appeared), so topics of one graph start recording together rather than a discovery round apart
+        self.discovery_grace = float(param(self, "discovery_grace", 2.0))
+        self._first_seen: float | None = None
         self.typestore = get_typestore(Stores.ROS2_JAZZY)
         self.writer = Writer(self.output, version=9,
                              storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3)
@@ -72,10 +76,13 @@ class Recorder(_node_base()):
         if self.duration > 0 and time.monotonic() - self.t0 > self.duration:
             self.done = True
             return
-        for topic in self.topics:
-            if topic in self.subs:
-                continue
-            infos = self.get_publishers_info_by_topic(topic)
+        pending = {t: self.get_publishers_info_by_topic(t) for t in self.topics if t not in self.subs}
+        if not any(pending.values()):
+            return
+        self._first_seen = self._first_seen or time.monotonic()
+        if not all(pending.values()) and time.monotonic() - self._first_seen < self.discovery_grace:
+            return
+        for topic, infos in pending.items():
             if not infos:
                 continue
             type_name = infos[0].topic_type

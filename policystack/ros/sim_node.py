@@ -146,6 +146,8 @@ class SimNode(_load_node_base()):
                                         f"after {self.policy_wait_timeout} s")
                 return False
             time.sleep(0.05)
+        if self.min_event_subscribers > 0:
+            time.sleep(0.5)     # a recorder that just subscribed to the events matches its other topics too
         if not self.wait_for_policy:
             return True
         with self._cv:

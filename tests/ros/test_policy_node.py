@@ -196,3 +196,27 @@ def test_configure_fails_naming_the_unmapped_key(spawn, scripted):
     assert node.wait(60) == 1
     log = node.text()
     assert "configure failed" in log and "observation.images.cam" in log and "inputs map has no topic" in log
+
+
+def test_single_threaded_executor_acts_too_and_unknown_executor_is_named(spawn, probe, scripted):
+    # executor:=single is the conservative choice (and the fallback where rclpy has no EventsExecutor)
+    probe.subscribe("/policy/action", "Float64MultiArray")
+    probe.publisher("/t/state", "JointState")
+    probe.publisher("/t/cam", "Image")
+    node = spawn("policy_node", node_params(scripted, executor="single"))
+    for topic in ("/t/state", "/t/cam"):
+        probe.wait_matched(topic, 120)
+    probe.wait_matched("/policy/action")
+    feed = Feeder(probe).start()
+    try:
+        probe.wait_for(lambda: any(np.allclose(a, [0.1, 0.2, 0.3, 0.4]) for _, a in actions_since(probe, 0)),
+                       10, "the policy's action")
+        t0 = time.monotonic()
+        time.sleep(1.0)
+        assert 0.5 * RATE <= len(actions_since(probe, t0)) <= 1.2 * RATE + 1
+    finally:
+        feed.stop()
+    assert node.sigint() == 0
+    bad = spawn("policy_node", node_params(scripted, executor="threads"))
+    assert bad.wait(60) == 1
+    assert "executor='threads'" in bad.text()

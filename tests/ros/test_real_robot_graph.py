@@ -50,13 +50,21 @@ def test_real_robot_launch_graph_runs(ros_net, probe, tmp_path):
         probe.wait_matched("/robot/joint_states", 90)
         q = np.full(7, 0.1)
         t_end = time.monotonic() + 45
-        while time.monotonic() < t_end and len(probe.got("/arm/cmd_vel")) < 15 and launch.poll() is None:
+        moving = lambda: [m for _, m in probe.got("/arm/cmd_vel") if m.twist.linear.x > 0]  # noqa: E731
+        # the first commands are the hold's zero twists (no joint state yet), then the rate-limited ramp
+        # ... and keep the arm "alive" until the recorder (subscribing once it discovers the topic) has it
+        recorded_since = None
+        while time.monotonic() < t_end and launch.poll() is None:
             probe.publish("/robot/joint_states", convert.encode_joint_state(
                 q, JOINTS, probe.node.get_clock().now().nanoseconds))
             time.sleep(0.02)
+            if recorded_since is None and probe.pubs["/robot/joint_states"].get_subscription_count() >= 2:
+                recorded_since = time.monotonic()
+            if len(moving()) >= 8 and recorded_since is not None and time.monotonic() - recorded_since > 1.0:
+                break
         imgs = probe.got("/sensors/images/wrist")
         assert imgs and imgs[-1][1].encoding == "rgb8" and (imgs[-1][1].height, imgs[-1][1].width) == (48, 64)
-        moving = [m for _, m in probe.got("/arm/cmd_vel") if m.twist.linear.x > 0]
+        moving = moving()
         assert len(moving) >= 5, (tmp_path / "launch.log").read_text()[-3000:]
         m = moving[-1]
         assert m.header.frame_id == "base_link"
