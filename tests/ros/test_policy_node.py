@@ -73,21 +73,27 @@ def actions_since(probe, t0):
     return [(t, np.asarray(m.data)) for t, m in probe.got("/policy/action") if t >= t0]
 
 
-def test_policy_node_acts_limits_holds_and_stops_safely(spawn, probe, scripted):
+def start_acting(spawn, probe, ckpt, **params):
+    """policy_node on the scripted policy, fed by a Feeder, once it has acted; returns (node, feeder)."""
     probe.subscribe("/policy/action", "Float64MultiArray")
     probe.subscribe("/policy/status", "String", qos="latched")
     probe.publisher("/t/state", "JointState")
     probe.publisher("/t/cam", "Image")
-    node = spawn("policy_node", node_params(scripted))
+    node = spawn("policy_node", node_params(ckpt, **params))
     probe.wait_for(lambda: any(s["state"] == "active" for s in probe.status()), 120, "policy_node active")
     for topic in ("/t/state", "/t/cam"):
         probe.wait_matched(topic)
     probe.wait_matched("/policy/action")
     feed = Feeder(probe).start()
+    # action = gain * state (+ mean pixel 0)
+    probe.wait_for(lambda: any(np.allclose(a, [0.1, 0.2, 0.3, 0.4]) for _, a in actions_since(probe, 0)),
+                   10, "the policy's action")
+    return node, feed
+
+
+def test_policy_node_acts_limits_holds_and_stops_safely(spawn, probe, scripted):
+    node, feed = start_acting(spawn, probe, scripted)
     try:
-        # acting at the control rate: action = gain * state (+ mean pixel 0)
-        probe.wait_for(lambda: any(np.allclose(a, [0.1, 0.2, 0.3, 0.4]) for _, a in actions_since(probe, 0)),
-                       10, "the policy's action")
         # at the control rate, never faster (one action per timer tick, not per input message); the lower
         # bound leaves room for a loaded 2-core CI machine (the rate is measured in benchmarks/bench_ros.py).
         # It caught rclpy's MultiThreadedExecutor ticking at a sixth of the rate on an idle machine.
@@ -200,17 +206,8 @@ def test_configure_fails_naming_the_unmapped_key(spawn, scripted):
 
 def test_single_threaded_executor_acts_too_and_unknown_executor_is_named(spawn, probe, scripted):
     # executor:=single is the conservative choice (and the fallback where rclpy has no EventsExecutor)
-    probe.subscribe("/policy/action", "Float64MultiArray")
-    probe.publisher("/t/state", "JointState")
-    probe.publisher("/t/cam", "Image")
-    node = spawn("policy_node", node_params(scripted, executor="single"))
-    for topic in ("/t/state", "/t/cam"):
-        probe.wait_matched(topic, 120)
-    probe.wait_matched("/policy/action")
-    feed = Feeder(probe).start()
+    node, feed = start_acting(spawn, probe, scripted, executor="single")
     try:
-        probe.wait_for(lambda: any(np.allclose(a, [0.1, 0.2, 0.3, 0.4]) for _, a in actions_since(probe, 0)),
-                       10, "the policy's action")
         t0 = time.monotonic()
         time.sleep(1.0)
         assert 0.5 * RATE <= len(actions_since(probe, t0)) <= 1.2 * RATE + 1
