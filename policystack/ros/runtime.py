@@ -134,10 +134,10 @@ def make_executor(kind: str, threads: int = 2):
     ``single``: ``SingleThreadedExecutor``. ``events``: rclpy's ``EventsExecutor`` (C++ event queue,
     Jazzy and later; falls back to ``single`` with a warning where rclpy lacks it, e.g. Humble): measured
     here it cuts policy_node's added round trip at 128x128 from ~1.2 to ~0.9 ms. ``multi``:
-    ``MultiThreadedExecutor(threads)``, not recommended: Jazzy's leaves a callback group that is busy in
-    its pool out of the next wait and is not woken when the callback finishes, so on an idle machine
-    callbacks wait for the wait's timeout (a 20 Hz timer node ticked 3-4 times a second). Slow work
-    belongs in a worker thread of the node (policy_node's inference), not in the executor.
+    ``MultiThreadedExecutor(threads)``, not recommended: with Jazzy's, policy_node's 20 Hz timer ticked
+    3-4 times a second on an idle 2-vCPU machine (20 with one thread; load hid it, so it is a hand-off
+    race between the spin thread and the pool, not pinned down further). Slow work belongs in a worker
+    thread of the node (policy_node's inference), not in the executor.
     """
     from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
     if kind not in EXECUTORS:
