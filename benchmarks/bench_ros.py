@@ -129,10 +129,10 @@ class Bench:
             self.status.append({**json.loads(msg.data), "_recv": time.perf_counter()})
             self.cv.notify_all()
 
-    def start_policy(self, ckpt: Path, mode: str, rate: float = 30.0, threads: int = 0) -> subprocess.Popen:
+    def start_policy(self, ckpt: Path, mode: str, rate: float = 30.0, executor: str = "") -> subprocess.Popen:
         import yaml
         params = {"checkpoint": str(ckpt), "import_modules": "bench_ros", "mode": mode, "control_rate": rate,
-                  "trigger_topic": "/b/tick", "status_rate": 5.0, **({"executor_threads": threads} if threads else {}),
+                  "trigger_topic": "/b/tick", "status_rate": 5.0, **({"executor": executor} if executor else {}),
                   "inputs": {"cam": {"key": K.image_key("cam"), "topic": "/b/cam", "type": "Image", "depth": 5,
                                      "max_age": 0.2},
                              "state": {"key": K.STATE, "topic": "/b/state", "type": "JointState", "max_age": 0.2}}}
@@ -324,7 +324,7 @@ def run_one(args) -> dict:
                     if kind == "bc" and h * w > 128 * 128:
                         continue   # BC's conv encoder at 640x480 measures the CPU, not the transport
                     ckpt = make_checkpoint(kind, h, w, tmp / f"{kind}_{h}x{w}")
-                    proc = bench.start_policy(ckpt, "lockstep", threads=args.executor_threads)
+                    proc = bench.start_policy(ckpt, "lockstep", executor=args.executor)
                     try:
                         base, rtt = bench.lockstep(load_policy(ckpt), h, w, args.n)
                     finally:
@@ -341,7 +341,7 @@ def run_one(args) -> dict:
                           flush=True)
                 if h * w > 128 * 128 and args.timer_seconds > 0:
                     ckpt = make_checkpoint("meanpixel", h, w, tmp / f"timer_{h}x{w}")
-                    proc = bench.start_policy(ckpt, "timer", rate=30.0, threads=args.executor_threads)
+                    proc = bench.start_policy(ckpt, "timer", rate=30.0, executor=args.executor)
                     try:
                         r = {"image": f"{h}x{w}", "rate_hz": 30.0, **bench.timer_rate(h, w, 30.0, args.timer_seconds)}
                     finally:
@@ -362,7 +362,8 @@ def main(argv=None) -> int:
     ap.add_argument("--timer-seconds", type=float, default=5.0, help="timer-mode run at 640x480 (0: skip)")
     ap.add_argument("--profiles", default=f"default,{ROOT / 'launch' / 'fastdds_large_images.xml'}",
                     help="Fast DDS profiles to compare ('default' = none)")
-    ap.add_argument("--executor-threads", type=int, default=0, help="policy_node executor threads (0: its default)")
+    ap.add_argument("--executor", default="", choices=["", "single", "events", "multi"],
+                    help="policy_node executor (empty: its default, events)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help="write the results as JSON")
@@ -386,7 +387,7 @@ def main(argv=None) -> int:
         print(f"== Fast DDS profile: {prof}", flush=True)
         p = subprocess.run([sys.executable, __file__, "--child", "--n", str(args.n), "--sizes", args.sizes,
                             "--policies", args.policies, "--timer-seconds", str(args.timer_seconds),
-                            "--executor-threads", str(args.executor_threads)],
+                            "--executor", args.executor],
                            env=env, stdout=subprocess.PIPE, text=True)
         lines = p.stdout.strip().splitlines()
         print("\n".join(lines[:-1]), flush=True)

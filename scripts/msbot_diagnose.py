@@ -28,7 +28,7 @@ import torch
 
 from policies.base import load_policy
 from policies.msbot.data import MSBotDataset, executed_of, load_hdf5
-from policies.msbot.experiment import CONDITIONS, rollout
+from policies.msbot.experiment import CONDITIONS, correct_per_sample, rollout
 from policystack.checkpoint import atomic_write_text
 
 
@@ -40,20 +40,8 @@ def probe(run: Path, demos: Path, n_demos: int) -> dict:
     ds = MSBotDataset(episodes, list(cfg.input_spec.keys()), cfg.n_obs_steps, policy.codec.primitives.numpy(),
                       cfg.tokenizer.history_len, stages, getattr(cfg, "n_stages", 3),
                       layout=policy.tokenizer.layout(), executed=executed_of(episodes))
-    ok, st = _correct_and_stage(policy, ds)
+    ok, st, _ = correct_per_sample(policy, ds, batch=64)
     return {"acc": float(ok.mean()), "acc_per_stage": [float(ok[st == s].mean()) for s in range(3)]}
-
-
-def _correct_and_stage(policy, ds) -> tuple[np.ndarray, np.ndarray]:
-    """Open-loop: whether the policy's primitive matches the demo's, and the stage, per sample."""
-    ok, st = [], []
-    with torch.no_grad():
-        for i in range(0, len(ds), 64):
-            b = ds.get_batch(np.arange(i, min(len(ds), i + 64)))
-            logits, _ = policy.action_logits(b)
-            ok.append((logits.argmax(-1) == policy.targets(b)).numpy())
-            st.append(b["stage"].numpy())
-    return np.concatenate(ok), np.concatenate(st)
 
 
 def ablate(run: Path, demos: Path) -> dict:
@@ -75,7 +63,7 @@ def ablate(run: Path, demos: Path) -> dict:
                 tokens = {**tokens, drop: tokens[drop].mean((0, 1), keepdim=True).expand_as(tokens[drop])}
             return fuse(tokens, cond, hist, keep if drop else None, batch)
         policy.fuse = masked_fuse
-        ok, st = _correct_and_stage(policy, ds)
+        ok, st, _ = correct_per_sample(policy, ds, batch=64)
         name = "none" if drop is None else drop.rsplit(".", 1)[-1] + (" (attention+state token)" if full else " (attention)")
         out[name] = [float(ok[st == s].mean()) for s in range(3)]
     policy.fuse = fuse

@@ -9,10 +9,12 @@ PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 
 APT_SIM="libegl1 libgl1 libgl1-mesa-dri libosmesa6"
-APT_ALL="$APT_SIM libusb-1.0-0 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox iproute2 util-linux"
+APT_ALL="$APT_SIM libusb-1.0-0 libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng sox iproute2 util-linux procps"
 want="$APT_SIM"; [ "$EXTRAS" = "all" ] && want="$APT_ALL"
 missing=""
 for p in $want; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+# Debian's own python3 ships venv/ensurepip in a separate package
+if [ ! -x .venv/bin/python ] && ! "$PY" -c "import ensurepip, venv" 2>/dev/null; then missing="$missing python3-venv"; fi
 if [ -n "$missing" ]; then
   echo "installing Debian packages:$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

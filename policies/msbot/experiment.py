@@ -139,21 +139,27 @@ def open_loop(policy: Policy, path: str | Path, limit: int | None = None) -> dic
     ds = MSBotDataset(episodes, keys, policy.config.n_obs_steps, policy.codec.primitives.numpy(),
                       policy.config.tokenizer.history_len, stages, policy.config.n_stages, zero_pad_keys=zp)
     policy.eval()
-    preds, gates = [], []
-    with torch.no_grad():
-        for i in range(0, len(ds), 128):
-            b = ds.get_batch(np.arange(i, min(len(ds), i + 128)))
-            logits, ex = policy.action_logits(b)
-            preds.append((logits.argmax(-1) == policy.targets(b)).numpy())
-            if ex.get("gate") is not None:
-                gates.append((ex["gate"].argmax(-1) == b["stage"]).numpy())
-    ok = np.concatenate(preds)
-    st = np.concatenate(stages)
+    ok, st, gate_ok = correct_per_sample(policy, ds)
     out = {"action_acc": float(ok.mean()),
            "action_acc_per_stage": [float(ok[st == s].mean()) if np.any(st == s) else float("nan") for s in range(3)]}
-    if gates:
-        out["gate_acc"] = float(np.concatenate(gates).mean())
+    if gate_ok is not None:
+        out["gate_acc"] = float(gate_ok.mean())
     return out
+
+
+def correct_per_sample(policy: Policy, ds, batch: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Open loop over a dataset: per sample, whether the policy's primitive matches the demo's, the stage
+    label, and whether the gate names that stage (None for a policy without a gate)."""
+    ok, st, gates = [], [], []
+    with torch.no_grad():
+        for i in range(0, len(ds), batch):
+            b = ds.get_batch(np.arange(i, min(len(ds), i + batch)))
+            logits, ex = policy.action_logits(b)
+            ok.append((logits.argmax(-1) == policy.targets(b)).numpy())
+            st.append(b["stage"].numpy())
+            if ex.get("gate") is not None:
+                gates.append((ex["gate"].argmax(-1) == b["stage"]).numpy())
+    return np.concatenate(ok), np.concatenate(st), (np.concatenate(gates) if gates else None)
 
 
 def attention_by_stage(steps: list[dict], n_stages: int = 3, successful_only: bool = False) -> np.ndarray | None:

@@ -128,7 +128,7 @@ class ArmBridge(_node_base()):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run(ArmBridge, args, threads=1)
+    return run(ArmBridge, args)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ class Recorder(_node_base()):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run(Recorder, args, threads=1)
+    return run(Recorder, args)
 
 
 if __name__ == "__main__":

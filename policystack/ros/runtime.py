@@ -45,7 +45,7 @@ def node_kwargs() -> dict:
     return dict(allow_undeclared_parameters=True, automatically_declare_parameters_from_overrides=True)
 
 
-def run(make_node: Callable[[], Any], args: list[str] | None = None, threads: int = 1) -> int:
+def run(make_node: Callable[[], Any], args: list[str] | None = None) -> int:
     """Create the node, spin it until a signal or ``node.done``, stop it cleanly; returns the exit code.
 
     The executor is the node's ``executor`` parameter (default: the node's ``default_executor``, else
@@ -76,7 +76,7 @@ def run(make_node: Callable[[], Any], args: list[str] | None = None, threads: in
     try:
         node = make_node()
         kind = str(param(node, "executor", getattr(node, "default_executor", "single")))
-        executor = make_executor(kind, int(param(node, "executor_threads", threads)))
+        executor = make_executor(kind, int(param(node, "executor_threads", 2)))
         executor.add_node(node)
         if hasattr(node, "start"):
             node.start()

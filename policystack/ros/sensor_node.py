@@ -79,7 +79,7 @@ class SensorNode(_node_base()):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run(SensorNode, args, threads=1)
+    return run(SensorNode, args)
 
 
 if __name__ == "__main__":

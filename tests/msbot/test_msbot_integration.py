@@ -77,6 +77,15 @@ def test_sim_demos_train_and_rollout(tmp_path):
     assert seen == [s["stage"] for s in res["steps"]]
     att = attention_by_stage(res["steps"])
     assert att is not None and att.shape[1] == 3
+    # open loop on the demos: per-stage accuracies are the per-sample results grouped by the file's labels
+    from policies.msbot.data import load_hdf5
+    from policies.msbot.experiment import open_loop
+    ol = open_loop(policy, demos)
+    _, stages = load_hdf5(demos)
+    n = np.bincount(np.concatenate(stages), minlength=3)
+    assert 0.0 <= ol["action_acc"] <= 1.0 and 0.0 <= ol["gate_acc"] <= 1.0
+    per = [a for a, k in zip(ol["action_acc_per_stage"], n) if k]
+    assert np.isclose(sum(a * k for a, k in zip(per, n[n > 0])) / n.sum(), ol["action_acc"])
     # the experiment summary aggregates evaluations and reports each run's final training fit
     exp = tmp_path / "exp"
     (exp / "evals").mkdir(parents=True)

@@ -19,6 +19,10 @@ pytestmark = [pytest.mark.ros, pytest.mark.sensors]
 JOINTS = [f"joint{i}" for i in range(1, 8)]
 
 
+def _moving(probe) -> list:
+    return [m for _, m in probe.got("/arm/cmd_vel") if m.twist.linear.x > 0]
+
+
 def test_real_robot_launch_graph_runs(ros_net, probe, tmp_path):
     pytest.importorskip("sensors.rig")
     from sensors.virtual import write_test_video
@@ -50,7 +54,6 @@ def test_real_robot_launch_graph_runs(ros_net, probe, tmp_path):
         probe.wait_matched("/robot/joint_states", 90)
         q = np.full(7, 0.1)
         t_end = time.monotonic() + 45
-        moving = lambda: [m for _, m in probe.got("/arm/cmd_vel") if m.twist.linear.x > 0]  # noqa: E731
         # the first commands are the hold's zero twists (no joint state yet), then the rate-limited ramp
         # ... and keep the arm "alive" until the recorder (subscribing once it discovers the topic) has it
         recorded_since = None
@@ -60,11 +63,11 @@ def test_real_robot_launch_graph_runs(ros_net, probe, tmp_path):
             time.sleep(0.02)
             if recorded_since is None and probe.pubs["/robot/joint_states"].get_subscription_count() >= 2:
                 recorded_since = time.monotonic()
-            if len(moving()) >= 8 and recorded_since is not None and time.monotonic() - recorded_since > 1.0:
+            if len(_moving(probe)) >= 8 and recorded_since is not None and time.monotonic() - recorded_since > 1.0:
                 break
         imgs = probe.got("/sensors/images/wrist")
         assert imgs and imgs[-1][1].encoding == "rgb8" and (imgs[-1][1].height, imgs[-1][1].width) == (48, 64)
-        moving = moving()
+        moving = _moving(probe)
         assert len(moving) >= 5, (tmp_path / "launch.log").read_text()[-3000:]
         m = moving[-1]
         assert m.header.frame_id == "base_link"
