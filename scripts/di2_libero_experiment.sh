@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # DI² comparison on LIBERO scripted demos (libero_object tasks 0 and 1), sized for a shared 2-core CPU.
 # Usage: scripts/di2_libero_experiment.sh [seeds] [extra overrides...]
-# Step 1 (demos, 17 min here): the scripted experts on sampled placements (disjoint from the official
-# init states used for evaluation), RGB + metric depth of agentview and wrist at 64 px. Step 2: the
-# experiment (every seed trained + scored offline first, then closed-loop RGB-only evaluation).
-# Cached demos, stages and evaluations are reused, so re-running resumes.
+# Step 1 (demos): the scripted experts on sampled placements (disjoint from the official init states
+# used for evaluation): RGB + metric depth of agentview and wrist at 64 px for the two target tasks,
+# RGB only for the 8 other libero_object tasks, which pretrain the base RGB policy once (the stand-in
+# for the paper's RoboFlamingo checkpoint). Step 2: the experiment: RGB-RF and RGB-D-RF fine-tuned from
+# that base policy, the DI² stages, every condition scored offline on held-out demos. Closed loop is
+# off by default (n_eval_episodes=0: at this scale every LIBERO episode failed, docs/results/di2.md);
+# pass n_eval_episodes=2 to run it. Cached demos, stages and evaluations are reused, so re-running resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS="${1:-0,1,2}"; shift || true
@@ -15,9 +18,17 @@ if [ ! -f "$DATA/libero_object_0-1_64px_10/libero_object.hdf5" ]; then
     --cameras agentview,wrist --image-size 64 --depth --workers 0 --no-official \
     --out "$DATA/libero_object_0-1_64px_10"
 fi
+PRE=libero_object_2-3-4-5-6-7-8-9_64px_5
+if [ ! -f "$DATA/$PRE/libero_object.hdf5" ]; then
+  nice -n 10 .venv/bin/policystack libero-demos --suite libero_object --tasks 2,3,4,5,6,7,8,9 --episodes 5 \
+    --cameras agentview,wrist --image-size 64 --workers 0 --no-official --out "$DATA/$PRE"
+fi
 exec nice -n 10 .venv/bin/policystack di2 experiment --figure docs/results/figures/di2_libero.png \
   benchmark=libero tasks=libero_object:0,libero_object:1 image_size=64 n_demos=10 seeds="$SEEDS" \
-  n_eval_episodes=2 max_episode_steps=220 output_dir=outputs/di2_libero/exp data_dir="$DATA" \
+  pretrain_tasks=libero_object:2,libero_object:3,libero_object:4,libero_object:5,libero_object:6,libero_object:7,libero_object:8,libero_object:9 \
+  n_pretrain_demos=5 n_eval_episodes=0 max_episode_steps=220 output_dir=outputs/di2_libero/exp_pretrain \
+  data_dir="$DATA" conditions=rgb,rgbd_nodepth,dcm_nodac,di2,rgbd_gt,di2_gt \
   train.policy.cameras=agentview,wrist train.policy.text_encoder=minilm train.policy.window=2 \
-  train.batch_size=16 train.val_every=5 train.token_copies=1 train.eval_interval=100 \
-  train.steps_rgb=1000 train.steps_rgbd=400 train.steps_dcm=1000 train.steps_dac=300 train.steps_di2=300 "$@"
+  train.batch_size=16 train.val_every=5 train.token_copies=1 train.eval_interval=500 \
+  train.steps_pretrain=2000 train.steps_rgb=1000 train.steps_rgbd=1000 train.steps_dcm=10000 \
+  train.steps_dac=500 train.steps_di2=600 "$@"

@@ -24,7 +24,10 @@ from policies.base import PolicyConfig
 DEPTH_SOURCES = ("none", "gt", "gt_vq", "dcm", "dcm_vq")
 NEEDS_DEPTH = ("gt", "gt_vq")
 TEXT_ENCODERS = ("minilm", "hash")
-STAGES = ("rgb", "rgbd", "dcm", "dac", "di2")
+# "pretrain" (optional) stands in for the pre-trained RoboFlamingo: an RGB policy trained on *other*
+# tasks. With it, RGB-RF ("rgb") and RGB-D-RF ("rgbd") are both fine-tuned from it on the target
+# data, as in the paper; without it, "rgb" is trained from scratch and "rgbd" continues from it.
+STAGES = ("pretrain", "rgb", "rgbd", "dcm", "dac", "di2")
 
 
 @register_config("policy", "di2")

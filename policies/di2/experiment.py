@@ -59,9 +59,15 @@ class DI2ExperimentConfig:
     tasks: tuple[str, ...] = ("button-press-topdown-v3", "drawer-close-v3", "window-open-v3")
     image_size: int = 64
     n_demos: int = 20                    # per task
+    # other tasks whose RGB demos pretrain the base policy once (the paper's RoboFlamingo checkpoint);
+    # RGB-RF and RGB-D-RF are then both fine-tuned from it. Empty: RGB-RF is trained from scratch
+    # and RGB-D-RF continues from it
+    pretrain_tasks: tuple[str, ...] = ()
+    n_pretrain_demos: int = 10           # per pretraining task
+    pretrain_seed: int = 0               # the one pretrain run every seed starts from
     demo_noise: float = 0.0              # Meta-World DART noise on executed actions (labels stay clean)
     seeds: tuple[int, ...] = (0, 1, 2)
-    n_eval_episodes: int = 10            # per task; init states 0.. of the evaluation split
+    n_eval_episodes: int = 10            # per task; init states 0.. of the evaluation split (0: offline only)
     max_episode_steps: int = 150
     conditions: tuple[str, ...] = MAIN_CONDITIONS
     output_dir: str = "outputs/di2_experiment"
@@ -75,8 +81,13 @@ class DI2ExperimentConfig:
         bad = [c for c in self.conditions if c not in CONDITIONS]
         if bad:
             raise ConfigError(f"unknown condition(s) {bad}; choose from {list(CONDITIONS)}")
+        if self.n_eval_episodes < 0:
+            raise ConfigError("n_eval_episodes must be >= 0 (0: offline comparison only)")
         if not self.tasks or not self.seeds:
             raise ConfigError("need at least one task and one seed")
+        if set(self.pretrain_tasks) & set(self.tasks):
+            raise ConfigError(f"pretrain_tasks must differ from tasks; both name "
+                              f"{sorted(set(self.pretrain_tasks) & set(self.tasks))}")
         cams = tuple(self.train.policy.cameras)
         if self.benchmark == "metaworld" and {"agentview", "wrist"} & set(cams):
             raise ConfigError(f"Meta-World has no camera among {cams}; e.g. "
@@ -103,37 +114,64 @@ def _env_kwargs(cfg: DI2ExperimentConfig, depth: bool) -> dict:
     return kw
 
 
-def make_demos(cfg: DI2ExperimentConfig) -> tuple[str, ...]:
-    """Generate (once) the demo files the training reads; returns their paths."""
+def make_demos(cfg: DI2ExperimentConfig, pretrain: bool = False) -> tuple[str, ...]:
+    """Generate (once) the demo files the training reads; returns their paths. ``pretrain``: the
+    RGB-only demos of ``pretrain_tasks`` (none when that is empty)."""
+    tasks, n, depth = (cfg.pretrain_tasks, cfg.n_pretrain_demos, False) if pretrain else \
+        (cfg.tasks, cfg.n_demos, True)
     data = Path(cfg.data_dir or Path(cfg.output_dir) / "data")
     data.mkdir(parents=True, exist_ok=True)
     cams = tuple(cfg.train.policy.cameras)
     paths = []
     if cfg.benchmark == "metaworld":
         from policystack.demos import generate_metaworld_demos
-        for task in cfg.tasks:
-            p = data / f"{task}_{cfg.image_size}px_{cfg.n_demos}.hdf5"
+        for task in tasks:
+            p = data / f"{task}_{cfg.image_size}px_{n}.hdf5"
             if not p.exists():
                 tmp = p.with_suffix(".partial.hdf5")
                 tmp.unlink(missing_ok=True)
-                generate_metaworld_demos(task, cfg.n_demos, tmp, cameras=cams, image_size=cfg.image_size,
-                                         depth=True, noise=cfg.demo_noise)
+                generate_metaworld_demos(task, n, tmp, cameras=cams, image_size=cfg.image_size,
+                                         depth=depth, noise=cfg.demo_noise)
                 tmp.rename(p)
             paths.append(str(p))
         return tuple(paths)
     from sim.libero_demos import generate_libero_demos
     by_suite: dict[str, list[int]] = {}
-    for t in cfg.tasks:
+    for t in tasks:
         suite, index = t.split(":")
         by_suite.setdefault(suite, []).append(int(index))
     for suite, idx in by_suite.items():
-        sub = data / f"{suite}_{'-'.join(map(str, idx))}_{cfg.image_size}px_{cfg.n_demos}"
+        sub = data / f"{suite}_{'-'.join(map(str, idx))}_{cfg.image_size}px_{n}"
         p = sub / f"{suite}.hdf5"
         if not p.exists():
-            generate_libero_demos(suite, sub, tasks=idx, n_episodes=cfg.n_demos, cameras=cams,
-                                  image_size=cfg.image_size, depth=True, official=False)
+            generate_libero_demos(suite, sub, tasks=idx, n_episodes=n, cameras=cams,
+                                  image_size=cfg.image_size, depth=depth, official=False)
         paths.append(str(p))
     return tuple(paths)
+
+
+def shared_pretrain(cfg: DI2ExperimentConfig, datasets: tuple[str, ...], pretrain: tuple[str, ...]) -> Path:
+    """Train the pretrain stage once (``pretrain_seed``) under ``<output_dir>/pretrain``: every seed
+    fine-tunes the same base policy, as the paper's runs all start from one checkpoint."""
+    run_dir = Path(cfg.output_dir) / "pretrain"
+    if not (run_dir / "stages" / "pretrain" / "pretrained" / "metrics.json").is_file():
+        train(dataclasses.replace(cfg.train, dataset=datasets, pretrain_dataset=pretrain, stages=("pretrain",),
+                                  output_dir=str(run_dir), seed=cfg.pretrain_seed))
+    return run_dir / "stages" / "pretrain"
+
+
+def _seed_train_config(cfg: DI2ExperimentConfig, seed: int, datasets, pretrain, condition: str = ""):
+    """The seed's training config; with a pretrain stage, its run dir gets a copy of the shared one."""
+    import shutil
+    run_dir = seed_run_dir(cfg, seed, condition)
+    tcfg = dataclasses.replace(cfg.train, dataset=datasets, pretrain_dataset=pretrain, stages=(),
+                               output_dir=str(run_dir), seed=seed)
+    if pretrain:
+        dest = run_dir / "stages" / "pretrain"
+        if not (dest / "pretrained" / "metrics.json").is_file():
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(shared_pretrain(cfg, datasets, pretrain), dest)
+    return tcfg
 
 
 def seed_run_dir(cfg: DI2ExperimentConfig, seed: int, condition: str = "") -> Path:
@@ -202,7 +240,7 @@ def offline_action_losses(cfg: DI2ExperimentConfig, seed: int, datasets: tuple[s
 def stage_metrics(run_dir: Path) -> dict:
     """Offline numbers from the stage checkpoints: DCM vs predict-the-mean, codebook health, losses."""
     out = {}
-    for stage in ("rgb", "rgbd", "dcm", "dac", "di2"):
+    for stage in ("pretrain", "rgb", "rgbd", "dcm", "dac", "di2"):
         f = run_dir / "stages" / stage / "pretrained" / "metrics.json"
         if not f.is_file():
             continue
@@ -259,8 +297,8 @@ def plot(summary: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     table = summary["conditions"]
     conds = list(table)
-    panels = [("per_seed", "success rate", (0, 1))]
-    if any(table[c].get("heldout_loss_per_seed") for c in conds):
+    panels = [("per_seed", "success rate", (0, 1))] if any(table[c]["per_seed"] for c in conds) else []
+    if any(table[c].get("heldout_loss_per_seed") for c in conds) or not panels:
         panels.append(("heldout_loss_per_seed", "held-out action loss (RGB only unless GT)", None))
     fig, axes = plt.subplots(1, len(panels), figsize=((1.2 * len(conds) + 1.5) * len(panels), 3.4), dpi=100,
                              squeeze=False)
@@ -286,7 +324,7 @@ def plot(summary: dict, path: Path, title: str) -> None:
 def cached_results(cfg: DI2ExperimentConfig) -> list[dict]:
     """Every (seed, condition, task) success already evaluated under ``output_dir``."""
     results = []
-    for seed in cfg.seeds:
+    for seed in cfg.seeds if cfg.n_eval_episodes > 0 else ():
         for cond in cfg.conditions:
             for task in cfg.tasks:
                 f = seed_run_dir(cfg, seed) / "eval" / cond / f"{task.replace(':', '-')}.json"
@@ -317,23 +355,27 @@ def run_experiment(cfg: DI2ExperimentConfig, figure: str | Path | None = None, s
     out.mkdir(parents=True, exist_ok=True)
     from policystack import config as cfgmod
     cfgmod.save_json(cfg, out / "experiment_config.json")
-    datasets = make_demos(cfg)
+    datasets, pretrain = make_demos(cfg), make_demos(cfg, pretrain=True)
     for seed in cfg.seeds:
-        tcfg = dataclasses.replace(cfg.train, dataset=datasets, output_dir=str(seed_run_dir(cfg, seed)), seed=seed)
-        train(tcfg)
+        train(_seed_train_config(cfg, seed, datasets, pretrain))
         if "rgb_matched" in cfg.conditions:
+            # as many policy updates on the target tasks as DI² gets (rgb + rgbd + di2, or rgbd + di2
+            # after a shared pretrain stage, where RGB-RF and RGB-D-RF already get the same steps)
             t = cfg.train
-            train(dataclasses.replace(tcfg, output_dir=str(seed_run_dir(cfg, seed, "rgb_matched")), stages=("rgb",),
-                                      steps_rgb=t.steps_rgb + t.steps_rgbd + t.steps_di2))
+            extra = t.steps_rgbd + t.steps_di2 if pretrain else t.steps_rgb + t.steps_rgbd + t.steps_di2
+            mcfg = _seed_train_config(cfg, seed, datasets, pretrain, "rgb_matched")
+            train(dataclasses.replace(mcfg, stages=mcfg.stage_order[: mcfg.stage_order.index("rgb") + 1],
+                                      steps_rgb=extra))
         offline_action_losses(cfg, seed, datasets)
         atomic_write_text(out / "summary.json", json.dumps(summarize(cfg, cached_results(cfg)), indent=1))
     results = []
-    for seed in cfg.seeds:
+    for seed in cfg.seeds if cfg.n_eval_episodes > 0 else ():
         for cond in cfg.conditions:
             for task in cfg.tasks:
                 results.append(evaluate_condition(cfg, seed, cond, task))
         summary = summarize(cfg, results)
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    summary = summarize(cfg, results)
     summary["wall_s"] = round(time.time() - t0, 1)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     if figure:

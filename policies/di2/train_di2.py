@@ -1,7 +1,12 @@
 """DI² training: the stages in order, one checkpoint per stage, resumable mid-stage.
 
-    rgb   base RGB policy (stands in for the pre-trained RoboFlamingo; evaluated alone it is "RGB-RF")
-    rgbd  stage 0: + depth branch, RGB-D fine-tune ("RGB-D-RF"); RGB conv encoder and LM blocks frozen
+    pretrain  (optional, with ``pretrain_dataset``) an RGB policy trained on *other* tasks: the
+          stand-in for the pre-trained RoboFlamingo (CALVIN) checkpoint the paper starts from
+    rgb   RGB-RF: with a pretrain stage, the pretrained policy fine-tuned on the target tasks with RGB
+          (conv encoder and LM blocks frozen, as CLIP and MPT); without one, trained from scratch
+    rgbd  stage 0: + depth branch, RGB-D fine-tune ("RGB-D-RF"); RGB conv encoder and LM blocks frozen.
+          Starts from the pretrain stage when there is one (as the paper's RGB-D-RF starts from the
+          RoboFlamingo checkpoint, not from RGB-RF), else from the rgb stage
     dcm   stage 1: Depth Completion Module, MSE to frozen depth tokens; only the DCM learns
     dac   stage 2: Depth-Aware Codebook fitted on frozen GT depth tokens; only the codebook learns
     di2   stage 3: fusion + LSTM head fine-tuned on quantised GT depth tokens; everything visual frozen
@@ -42,23 +47,32 @@ from policies.di2.modeling_di2 import DI2Policy
 log = logging.getLogger(__name__)
 
 # per stage: trainable parameter prefixes, depth source used for training, depth source saved for use
+ALL_RGB = M.RGB_ENCODER + M.RGB_RESAMPLER + M.LM_BLOCKS + M.POLICY_HEAD
 STAGE_PLAN = {
-    "rgb": (M.RGB_ENCODER + M.RGB_RESAMPLER + M.LM_BLOCKS + M.POLICY_HEAD, "none", "none"),
+    "pretrain": (ALL_RGB, "none", "none"),
+    "rgb": (ALL_RGB, "none", "none"),                      # from scratch (no pretrain stage)
     "rgbd": (M.RGB_RESAMPLER + M.DEPTH_BRANCH + M.POLICY_HEAD, "gt", "gt"),
     "dcm": (M.DCM, None, "dcm"),
     "dac": (M.CODEBOOK, None, "gt_vq"),
     "di2": (M.POLICY_HEAD, "gt_vq", "dcm_vq"),
 }
+# RGB-RF fine-tuned from the pretrain stage: what RGB-D-RF trains, less the depth branch
+FINETUNE_RGB = (M.RGB_RESAMPLER + M.POLICY_HEAD, "none", "none")
 
 
 @dataclass
 class DI2TrainConfig:
     dataset: tuple[str, ...] = ()        # HDF5 episode files (one per task is typical)
+    # RGB episodes of *other* tasks for the pretrain stage (the paper's RoboFlamingo starts from a
+    # CALVIN checkpoint); empty = no pretrain stage
+    pretrain_dataset: tuple[str, ...] = ()
     output_dir: str = "outputs/di2"
     policy: DI2Config = field(default_factory=DI2Config)
-    stages: tuple[str, ...] = STAGES     # a prefix of rgb, rgbd, dcm, dac, di2
+    # a prefix of (pretrain,) rgb, rgbd, dcm, dac, di2; empty = all of them
+    stages: tuple[str, ...] = ()
     seed: int = 0
     batch_size: int = 16
+    steps_pretrain: int = 3000
     steps_rgb: int = 1500
     steps_rgbd: int = 1000
     steps_dcm: int = 3000
@@ -80,16 +94,31 @@ class DI2TrainConfig:
     num_threads: int = 1
 
     def __post_init__(self) -> None:
-        if tuple(self.stages) != STAGES[: len(self.stages)] or not self.stages:
-            raise ConfigError(f"stages must be a non-empty prefix of {STAGES}, got {self.stages}")
+        order = self.stage_order
+        self.stages = tuple(self.stages) or order
+        if self.stages != order[: len(self.stages)]:
+            hint = "" if self.pretrain_dataset else " (the pretrain stage needs pretrain_dataset=...)"
+            raise ConfigError(f"stages must be a non-empty prefix of {order}, got {self.stages}{hint}")
         if self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("batch_size must be >= 1 and lr > 0")
         for s in STAGES:
             if getattr(self, f"steps_{s}") < 0:
                 raise ConfigError(f"steps_{s} must be >= 0")
 
+    @property
+    def stage_order(self) -> tuple[str, ...]:
+        return STAGES if self.pretrain_dataset else STAGES[1:]
+
     def steps(self, stage: str) -> int:
         return int(getattr(self, f"steps_{stage}"))
+
+    def plan(self, stage: str) -> tuple[tuple[str, ...], str | None, str]:
+        """(trainable prefixes, depth source in training, depth source saved) of ``stage``."""
+        return FINETUNE_RGB if stage == "rgb" and self.pretrain_dataset else STAGE_PLAN[stage]
+
+    def parent(self, stage: str) -> str | None:
+        """The stage whose weights ``stage`` starts from, when not the one just before it."""
+        return "pretrain" if stage == "rgbd" and self.pretrain_dataset else None
 
 
 def _optimizer(policy: DI2Policy, stage: str, cfg: DI2TrainConfig) -> torch.optim.Optimizer:
@@ -123,7 +152,17 @@ class StageRunner:
         self.train = WindowData(train_eps, pcfg.cameras, pcfg.window, with_depth=True)
         self.val = WindowData(val_eps, pcfg.cameras, pcfg.window, with_depth=True) if val_eps else None
         features = features_of(episodes)
-        stats = compute_stats(train_eps, [K.ACTION])
+        pre_eps = []
+        if cfg.pretrain_dataset:
+            pre_eps = load_episodes(cfg.pretrain_dataset, pcfg.cameras, with_depth=False, limit=cfg.limit_episodes)
+            overlap = {ep.task for ep in pre_eps} & {ep.task for ep in episodes}
+            if overlap:
+                raise ConfigError(f"pretrain_dataset must hold other tasks than dataset; both have {sorted(overlap)}")
+            log.info("di2: %d pretraining episodes (%d frames) of %d other tasks", len(pre_eps),
+                     sum(map(len, pre_eps)), len({ep.task for ep in pre_eps}))
+        self.pretrain = WindowData(pre_eps, pcfg.cameras, pcfg.window, with_depth=False) if pre_eps else None
+        # one action normaliser for every stage: the statistics of all training actions
+        stats = compute_stats(train_eps + pre_eps, [K.ACTION])
         torch.manual_seed(cfg.seed)
         self.policy: DI2Policy = make_policy(dataclasses.replace(pcfg, depth_source="gt"), features, stats)
 
@@ -160,13 +199,16 @@ class StageRunner:
                 log.info("di2: stage %s already done, loading %s", stage, final)
                 self._load_into_policy(final)
                 continue
+            parent = self.cfg.parent(stage)
+            if parent is not None:
+                self._load_into_policy(self.stage_dir(parent) / "pretrained")
             self.run_stage(stage)
         plot_stages(self.run_dir)
         return self.run_dir
 
     def run_stage(self, stage: str) -> dict:
         cfg, policy = self.cfg, self.policy
-        prefixes, train_source, saved_source = STAGE_PLAN[stage]
+        prefixes, train_source, saved_source = cfg.plan(stage)
         names = policy.set_trainable(prefixes)
         if train_source is not None:
             policy.set_depth_source(train_source, stage=stage)
@@ -196,7 +238,7 @@ class StageRunner:
                 idx = torch.randint(0, len(self.tok_train[0]), (cfg.token_batch_size,), generator=gen)
                 batch = (self.tok_train[0][idx].flatten(0, 1), self.tok_train[1][idx].flatten(0, 1))
             else:
-                batch = self.train.sample(cfg.batch_size, gen)
+                batch = (self.pretrain if stage == "pretrain" else self.train).sample(cfg.batch_size, gen)
             if stage != "dac":
                 for g in opt.param_groups:
                     g["lr"] = _lr_at(step, cfg)
@@ -220,7 +262,7 @@ class StageRunner:
         metrics = {"stage": stage, "steps": n_steps, "seconds": round(time.time() - t0, 1), "history": history}
         if baseline is not None:
             metrics["mean_token_baseline_mse"] = baseline
-        if stage in ("rgb", "rgbd", "di2") and self.val is not None:
+        if stage in ("pretrain", "rgb", "rgbd", "di2") and self.val is not None:
             metrics["heldout_action_loss"] = self.heldout_action_loss(train_source)
         policy.set_depth_source(saved_source, stage=stage)
         final = self.stage_dir(stage) / "pretrained"

@@ -3,7 +3,8 @@
 NAME = "di2"
 HELP = "DI² (depth injection, RGB-only deployment): train the stages, evaluate, run the experiment"
 DESCRIPTION = """\
-DI² trains one model in stages (specs/koi_di2.md §2.4): rgb (base RGB policy = RGB-RF),
+DI² trains one model in stages (specs/koi_di2.md §2.4): pretrain (optional, with pretrain_dataset:
+an RGB policy on other tasks, the stand-in for the pre-trained RoboFlamingo), rgb (RGB-RF),
 rgbd (stage 0, + depth branch), dcm (stage 1, Depth Completion Module), dac (stage 2, Depth-Aware
 Codebook), di2 (stage 3, policy on quantised depth tokens). Checkpoints:
 <output_dir>/stages/<stage>/pretrained. Re-running the same command resumes: finished stages are
