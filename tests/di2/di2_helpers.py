@@ -55,3 +55,15 @@ def write_toy_blocks(path, n_episodes: int = 12, steps: int = 30, size: int = IM
                           rewards=np.zeros(steps, np.float32), dones=np.eye(1, steps, steps - 1, dtype=np.uint8)[0],
                           task="stack the blocks"))
     return str(path)
+
+
+def stage_weights(run, stage) -> dict:
+    """The weights a finished stage of a DI² run dir saved."""
+    from policystack.checkpoint import WEIGHTS_NAME, load_weights
+    return load_weights(run / "stages" / stage / "pretrained" / WEIGHTS_NAME)
+
+
+def changed_keys(a: dict, b: dict) -> set[str]:
+    """Names of the tensors that differ between two state dicts."""
+    import torch
+    return {k for k in a if not torch.equal(a[k], b[k])}

@@ -8,13 +8,12 @@ import json
 import shutil
 
 import pytest
-import torch
 
-from policystack.checkpoint import WEIGHTS_NAME, load_weights
+from policystack.checkpoint import WEIGHTS_NAME
 from policystack.config import ConfigError
 from policies.di2.train_di2 import DI2TrainConfig, train
 
-from di2_helpers import IMAGE_SIZE, TASKS, tiny_overrides, tiny_policy_config
+from di2_helpers import changed_keys, stage_weights, IMAGE_SIZE, TASKS, tiny_overrides, tiny_policy_config
 
 pytestmark = pytest.mark.sim
 
@@ -27,27 +26,21 @@ def _cfg(dataset, pretrain, out, **kw) -> DI2TrainConfig:
     return DI2TrainConfig(**base)
 
 
-def _weights(run, stage):
-    return load_weights(run / "stages" / stage / "pretrained" / WEIGHTS_NAME)
-
-
-def _changed(a: dict, b: dict) -> set[str]:
-    return {k for k in a if not torch.equal(a[k], b[k])}
 
 
 def test_rgb_rf_and_rgbd_rf_are_both_fine_tuned_from_the_pretrained_policy(mw_rgbd_dataset, toy_blocks_dataset,
                                                                             tmp_path):
     out = tmp_path / "run"
     train(_cfg(mw_rgbd_dataset, (toy_blocks_dataset,), out))
-    pre, rgb, rgbd = (_weights(out, s) for s in ("pretrain", "rgb", "rgbd"))
+    pre, rgb, rgbd = (stage_weights(out, s) for s in ("pretrain", "rgb", "rgbd"))
     # RGB-RF fine-tune: the conv encoder and LM blocks stay as pretrained (frozen CLIP / MPT), the
     # resampler and the policy head learn
-    changed = _changed(pre, rgb)
+    changed = changed_keys(pre, rgb)
     assert changed and not any(k.startswith(("rgb_encoder.", "fusion.lm", "fusion.norm", "depth_")) for k in changed)
     assert any(k.startswith("rgb_resampler.") for k in changed) and any(k.startswith("lstm.") for k in changed)
     # RGB-D-RF starts from the pretrained weights, not from RGB-RF (0 steps: it *is* the pretrained policy)
-    assert not _changed(pre, rgbd)
-    assert _changed(rgb, rgbd)
+    assert not changed_keys(pre, rgbd)
+    assert changed_keys(rgb, rgbd)
     m = json.loads((out / "stages" / "pretrain" / "pretrained" / "metrics.json").read_text())
     assert m["steps"] == 20 and "heldout_action_loss" in m      # zero-shot loss on the target tasks
     # a re-run finds every stage done and changes nothing
@@ -82,12 +75,12 @@ def test_experiment_shares_one_pretrained_policy_across_seeds(mw_rgbd_dataset, t
                  "train.steps_dac=2", "train.steps_di2=2", "train.batch_size=4", "train.token_batch_size=8",
                  "train.val_every=3"])
     assert rc == 0
-    shared = _weights(out / "pretrain", "pretrain")
+    shared = stage_weights(out / "pretrain", "pretrain")
     for seed in (0, 1):
-        assert not _changed(shared, _weights(out / f"seed_{seed}", "pretrain"))
+        assert not changed_keys(shared, stage_weights(out / f"seed_{seed}", "pretrain"))
         cfg = json.loads((out / f"seed_{seed}" / "train_config.json").read_text())
         assert cfg["stages"][0] == "pretrain" and cfg["pretrain_dataset"]
-    assert _changed(_weights(out / "seed_0", "rgb"), _weights(out / "seed_1", "rgb"))
+    assert changed_keys(stage_weights(out / "seed_0", "rgb"), stage_weights(out / "seed_1", "rgb"))
     summary = json.loads((out / "summary.json").read_text())
     assert all(len(r["per_seed"]) == 2 for r in summary["conditions"].values())
     assert "pretrain" in summary["offline"]["0"]

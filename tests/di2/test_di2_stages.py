@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from policystack.checkpoint import WEIGHTS_NAME, load_weights
+from policystack.checkpoint import WEIGHTS_NAME
 from policies.di2.train_di2 import DI2TrainConfig, StageRunner, train
 
-from di2_helpers import tiny_overrides, tiny_policy_config
+from di2_helpers import changed_keys, stage_weights, tiny_overrides, tiny_policy_config
 
 pytestmark = pytest.mark.sim
 
@@ -23,12 +22,6 @@ def _cfg(dataset, out, **kw) -> DI2TrainConfig:
     return DI2TrainConfig(**base)
 
 
-def _weights(run, stage):
-    return load_weights(run / "stages" / stage / "pretrained" / WEIGHTS_NAME)
-
-
-def _changed(a: dict, b: dict) -> set[str]:
-    return {k for k in a if not torch.equal(a[k], b[k])}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +46,7 @@ def test_dcm_held_out_error_falls_and_only_the_dcm_changes(staged_run):
     m = json.loads((staged_run / "stages" / "dcm" / "pretrained" / "metrics.json").read_text())
     val = [h["val_dcm_mse"] for h in m["history"] if "val_dcm_mse" in h]
     assert len(val) >= 3 and val[-1] < val[0]                 # held-out error falls on Meta-World
-    changed = _changed(_weights(staged_run, "rgbd"), _weights(staged_run, "dcm"))
+    changed = changed_keys(stage_weights(staged_run, "rgbd"), stage_weights(staged_run, "dcm"))
     assert changed and all(k.startswith("dcm.") for k in changed), sorted(changed)[:5]
 
 
@@ -68,7 +61,7 @@ def test_dcm_beats_predicting_the_mean_token(toy_blocks_dataset, tmp_path):
     val = [h["val_dcm_mse"] for h in m["history"] if "val_dcm_mse" in h]
     assert val == sorted(val, reverse=True)                   # falls at every held-out evaluation
     assert val[-1] < 0.9 * m["mean_token_baseline_mse"]
-    changed = _changed(_weights(tmp_path, "rgbd"), _weights(tmp_path, "dcm"))
+    changed = changed_keys(stage_weights(tmp_path, "rgbd"), stage_weights(tmp_path, "dcm"))
     assert changed and all(k.startswith("dcm.") for k in changed)
 
 
@@ -80,18 +73,18 @@ def test_codebook_stage_raises_perplexity_restarts_dead_codes_and_touches_nothin
     assert h[-1]["perplexity"] > h[0]["perplexity"]
     assert h[-1]["perplexity"] > 0.2 * k
     assert h[-1]["quant_mse"] < h[0]["quant_mse"]
-    changed = _changed(_weights(staged_run, "dcm"), _weights(staged_run, "dac"))
+    changed = changed_keys(stage_weights(staged_run, "dcm"), stage_weights(staged_run, "dac"))
     assert changed == {"codebook.embedding", "codebook.usage"}
 
 
 def test_stage3_freezes_encoders_resamplers_dcm_and_codebook(staged_run):
-    changed = _changed(_weights(staged_run, "dac"), _weights(staged_run, "di2"))
+    changed = changed_keys(stage_weights(staged_run, "dac"), stage_weights(staged_run, "di2"))
     frozen = ("rgb_encoder.", "rgb_resampler.", "depth_encoder.", "depth_resampler.", "dcm.", "codebook.",
               "fusion.lm.")
     assert changed and not [k for k in changed if k.startswith(frozen)]
     assert any(k.startswith("lstm.") for k in changed) and any(k.startswith("fusion.xattn") for k in changed)
     # stage 0 keeps the RGB conv encoder (the frozen CLIP's stand-in) but trains the depth branch
-    changed0 = _changed(_weights(staged_run, "rgb"), _weights(staged_run, "rgbd"))
+    changed0 = changed_keys(stage_weights(staged_run, "rgb"), stage_weights(staged_run, "rgbd"))
     assert not [k for k in changed0 if k.startswith(("rgb_encoder.", "dcm.", "codebook."))]
     assert any(k.startswith("depth_encoder.") for k in changed0)
 
@@ -122,8 +115,8 @@ def test_interrupted_stage_resumes_to_the_same_weights(mw_rgbd_dataset, tmp_path
     # finished stages were not retrained; the resumed run ends where the uninterrupted one did
     assert (part / "stages" / "rgbd" / "pretrained" / WEIGHTS_NAME).stat().st_mtime_ns == rgbd_mtime
     for stage in ("dcm", "dac", "di2"):
-        a, b = _weights(full, stage), _weights(part, stage)
-        assert not _changed(a, b), (stage, sorted(_changed(a, b))[:3])
+        a, b = stage_weights(full, stage), stage_weights(part, stage)
+        assert not changed_keys(a, b), (stage, sorted(changed_keys(a, b))[:3])
     hist = json.loads((part / "stages" / "dcm" / "pretrained" / "metrics.json").read_text())["history"]
     assert [h["step"] for h in hist] == list(range(1, 13))
 
