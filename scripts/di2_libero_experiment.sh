@@ -27,7 +27,7 @@ exec nice -n 10 .venv/bin/policystack di2 experiment --figure docs/results/figur
   benchmark=libero tasks=libero_object:0,libero_object:1 image_size=64 n_demos=10 seeds="$SEEDS" \
   pretrain_tasks=libero_object:2,libero_object:3,libero_object:4,libero_object:5,libero_object:6,libero_object:7,libero_object:8,libero_object:9 \
   n_pretrain_demos=5 n_eval_episodes=0 max_episode_steps=220 output_dir=outputs/di2_libero/exp_pretrain \
-  data_dir="$DATA" conditions=rgb,rgbd_nodepth,dcm_nodac,di2,rgbd_gt,di2_gt \
+  data_dir="$DATA" conditions=rgb,rgbd_nodepth,dcm_nodac,di2,rgbd_gt,di2_gt,rgb_matched \
   train.policy.cameras=agentview,wrist train.policy.text_encoder=minilm train.policy.window=2 \
   train.batch_size=16 train.val_every=5 train.token_copies=1 train.eval_interval=500 \
   train.steps_pretrain=2000 train.steps_rgb=1000 train.steps_rgbd=1000 train.steps_dcm=10000 \

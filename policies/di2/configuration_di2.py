@@ -51,6 +51,11 @@ class DI2Config(PolicyConfig):
     lstm_layers: int = 2             # paper: 4
     dropout: float = 0.1
     text_encoder: str = "minilm"     # frozen offline all-MiniLM-L6-v2, or "hash" (fixed random code)
+    # the depth image's encoder (§2.2): "shared" = the RGB encoder, frozen from the RGB-D stage on, as
+    # the paper runs its frozen CLIP ViT on the 3-channel depth image (only the depth resampler is new);
+    # "own" = a separate conv encoder trained from scratch in the RGB-D stage (sessions 1-4). A small
+    # from-scratch encoder on near-black wrist depth (LIBERO: 0.04-0.37 m, /5) gave constant tokens.
+    depth_encoder: str = "shared"
     # depth pre-processing (§2.3): clip to [min, max] metres, divide by max, repeat to 3 channels
     depth_min: float = 0.01
     depth_max: float = 5.0
@@ -79,6 +84,8 @@ class DI2Config(PolicyConfig):
             raise ConfigError(f"di2.depth_source {self.depth_source!r}: choose from {DEPTH_SOURCES}")
         if self.stage not in STAGES:
             raise ConfigError(f"di2.stage {self.stage!r}: choose from {STAGES}")
+        if self.depth_encoder not in ("shared", "own"):
+            raise ConfigError(f"di2.depth_encoder {self.depth_encoder!r}: choose 'shared' or 'own'")
         if self.text_encoder not in TEXT_ENCODERS:
             raise ConfigError(f"di2.text_encoder {self.text_encoder!r}: choose from {TEXT_ENCODERS}")
         if not self.cameras:

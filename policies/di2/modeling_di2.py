@@ -68,7 +68,9 @@ class DI2Policy(Policy):
         d = config.dim
         self.rgb_encoder = PatchEncoder(3, h, config.patch_grid, d, config.encoder_channels)
         self.rgb_resampler = PerceiverResampler(d, config.resampler_depth, config.heads, config.n_tokens)
-        self.depth_encoder = PatchEncoder(3, h, config.patch_grid, d, config.encoder_channels)
+        # "shared": depth goes through rgb_encoder (frozen after the RGB stage), so there is no module here
+        self.depth_encoder = (PatchEncoder(3, h, config.patch_grid, d, config.encoder_channels)
+                              if config.depth_encoder == "own" else None)
         self.depth_resampler = PerceiverResampler(d, config.resampler_depth, config.heads, config.n_tokens)
         self.dcm = PerceiverResampler(d, config.dcm_depth, config.heads, config.n_tokens)
         self.codebook = DepthAwareCodebook(config.codebook_size, d, config.commitment_beta, config.usage_decay)
@@ -129,8 +131,9 @@ class DI2Policy(Policy):
             return self.rgb_resampler(feat)
 
     def depth_tokens(self, depth: torch.Tensor) -> torch.Tensor:
-        with _grad_if_trainable(self.depth_encoder):
-            feat = self.depth_encoder(depth)
+        encoder = self.depth_encoder if self.depth_encoder is not None else self.rgb_encoder
+        with _grad_if_trainable(encoder):
+            feat = encoder(depth)
         with _grad_if_trainable(self.depth_resampler):
             return self.depth_resampler(feat)
 

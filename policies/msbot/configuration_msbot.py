@@ -38,6 +38,10 @@ class TokenizerConfig:
     use_state: bool = True
     history_len: int = 50          # one-hot action history fed to the LSTM (paper: 200 pour / 100 peg)
     image_shift: int = 3           # DrQ random shift in training (paper: random crop 105x140 -> 96x128)
+    # ColorJitter (brightness, contrast, saturation) in training, the reference's values; (0, 0, 0) = off.
+    # Tactile maps here are normalised pressure/shear planes, so only gain and contrast apply to them.
+    rgb_jitter: tuple[float, float, float] = (0.2, 0.02, 0.02)
+    tactile_jitter: tuple[float, float, float] = (0.2, 0.2, 0.2)
     # audio observations: False = each holds the last N samples (a microphone window); True = consecutive
     # observations are consecutive non-overlapping chunks of the stream (compact sim demos)
     audio_stream: bool = False
@@ -46,6 +50,12 @@ class TokenizerConfig:
     def __post_init__(self) -> None:
         if self.n_frames < 1 or self.token_dim < 8 or self.history_len < 1:
             raise ConfigError("tokenizer: need n_frames >= 1, token_dim >= 8, history_len >= 1")
+        for name in ("rgb_jitter", "tactile_jitter"):
+            v = tuple(getattr(self, name))
+            if len(v) != 3 or min(v) < 0:
+                raise ConfigError(f"tokenizer.{name} must be 3 non-negative factors (brightness, contrast, "
+                                  f"saturation), got {v}")
+            setattr(self, name, v)
 
 
 @register_config("policy", "msbot")

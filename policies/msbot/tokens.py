@@ -21,7 +21,7 @@ from policystack import keys as K
 from policystack.errors import SpecMismatchError
 from policystack.spec import Feature, Spec
 from policies.common.audio import LogMelFrontend
-from policies.common.augment import random_shift
+from policies.common.augment import color_jitter, random_shift
 from policies.common.normalizer import Normalizer
 from policies.msbot.configuration_msbot import TOKEN_MODALITIES, TokenizerConfig
 
@@ -249,9 +249,23 @@ class MultiSensoryTokenizer(nn.Module):
                 "n_chunks": self.frontend.n_chunks}
 
     # ----- forward ----------------------------------------------------------------------------
-    def _encode_frames(self, key: str, frames: torch.Tensor) -> torch.Tensor:
-        if self.kinds[key] in ("rgb", "depth") and self.training and self.cfg.image_shift > 0:
+    def _augment(self, key: str, frames: torch.Tensor) -> torch.Tensor:
+        """Training-time augmentation of converted frames (N, C, H, W), drawn per frame as the reference's
+        per-image transforms: ColorJitter (RGB: camera values, tactile: GelSight values, also on a
+        normalised pressure/shear map, unclipped), then the random shift on RGB and depth."""
+        kind = self.kinds[key]
+        jitter = self.cfg.tactile_jitter if K.modality_of(key) == "tactile" else self.cfg.rgb_jitter
+        if kind == "rgb" and any(jitter):
+            frames = color_jitter(frames + 0.5, *jitter) - 0.5        # convert() gives [0, 1] - 0.5
+        elif kind == "planar" and K.modality_of(key) == "tactile" and any(jitter):
+            frames = color_jitter(frames, *jitter, value_range=None)
+        if kind in ("rgb", "depth") and self.cfg.image_shift > 0:
             frames = random_shift(frames, self.cfg.image_shift)
+        return frames
+
+    def _encode_frames(self, key: str, frames: torch.Tensor) -> torch.Tensor:
+        if self.training and self.kinds[key] != "audio":
+            frames = self._augment(key, frames)
         return self.encoders[key.replace(".", "__")](frames)
 
     def forward(self, batch: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:

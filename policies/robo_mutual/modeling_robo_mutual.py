@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from policies.base import Policy, register_policy
+from policies.common.augment import color_jitter
 from policies.common.diffusion import DDPM, MLPResNet, TimeEmbedding
 from policies.common.normalizer import Normalizer
 from policies.robo_mutual.configuration_robo_mutual import GOAL_MODALITIES, RoboMutualConfig
@@ -43,20 +44,6 @@ def random_resized_crop_batch(x: torch.Tensor, scale: tuple[float, float],
     theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = side, side, tx, ty
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def color_jitter_batch(x: torch.Tensor, b: float = 0.2, c: float = 0.2, s: float = 0.2,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """Brightness, contrast and saturation jitter (factors ~ U[1−v, 1+v]) per sample; x in [0, 1]."""
-    B = x.shape[0]
-
-    def f(v):
-        return (1 + (torch.rand(B, 1, 1, 1, device=x.device, generator=generator) * 2 - 1) * v)
-    x = x * f(b)
-    gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-    x = (x - gray.mean((-2, -1), keepdim=True)) * f(c) + gray.mean((-2, -1), keepdim=True)
-    gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-    return ((x - gray) * f(s) + gray).clamp(0, 1)
 
 
 @register_policy
@@ -148,7 +135,7 @@ class RoboMutualPolicy(Policy):
             if self.training:
                 x = random_resized_crop_batch(x, self.config.crop_scale)
                 if self.config.color_jitter:
-                    x = color_jitter_batch(x)
+                    x = color_jitter(x, 0.2, 0.2, 0.2)
             feats.append(self.backbone((x - self.img_mean) / self.img_std, cond))
         state = None
         if self.state_norm is not None:

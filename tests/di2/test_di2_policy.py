@@ -12,7 +12,7 @@ from policystack.errors import SpecMismatchError
 from policystack.spec import Feature, Spec
 from policies.base import load_policy, make_policy
 
-from di2_helpers import CAMERAS, tiny_policy_config
+from di2_helpers import CAMERAS, IMAGE_SIZE, tiny_policy_config
 
 SIZE = 32
 
@@ -69,12 +69,16 @@ def test_input_spec_has_depth_only_when_the_depth_source_reads_it():
         make_policy(tiny_policy_config(cameras=("corner2", "wrist")), _features(), _stats())
 
 
-def test_rgb_only_deployment_never_calls_the_depth_branch(rng, tmp_path):
+@pytest.mark.parametrize("depth_encoder", ["shared", "own"])
+def test_rgb_only_deployment_never_calls_the_depth_branch(rng, tmp_path, depth_encoder):
     torch.manual_seed(0)
-    policy = make_policy(tiny_policy_config(depth_source="gt"), _features(), _stats())
+    policy = make_policy(tiny_policy_config(depth_source="gt", depth_encoder=depth_encoder), _features(), _stats())
     policy.save_pretrained(tmp_path / "ckpt")
     deployed = load_policy(tmp_path / "ckpt").set_depth_source("dcm_vq", stage="di2")
-    deployed.depth_encoder = _Forbidden()
+    if depth_encoder == "own":
+        deployed.depth_encoder = _Forbidden()
+    else:   # the depth image shares the RGB encoder; the depth branch is then the depth resampler
+        assert deployed.depth_encoder is None
     deployed.depth_resampler = _Forbidden()
     assert not [k for k in deployed.config.input_spec.keys() if K.modality_of(k) == "depth"]
     deployed.reset()
@@ -150,3 +154,17 @@ def test_action_loss_masks_padding_and_weights_the_gripper(rng):
     batch[K.ACTION][:, 0] = 0.9
     l2, _ = policy.action_loss(batch)
     assert l1.item() == pytest.approx(l2.item(), rel=1e-6)
+
+
+def test_shared_depth_encoder_is_the_rgb_encoder_and_own_is_separate():
+    torch.manual_seed(0)
+    shared = make_policy(tiny_policy_config(depth_source="gt"), _features(), _stats()).eval()
+    assert shared.config.depth_encoder == "shared"           # the paper: one frozen CLIP for RGB and depth
+    assert not [n for n, _ in shared.named_parameters() if n.startswith("depth_encoder.")]
+    depth = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(shared.depth_tokens(depth), shared.depth_resampler(shared.rgb_encoder(depth)))
+    own = make_policy(tiny_policy_config(depth_source="gt", depth_encoder="own"), _features(), _stats())
+    assert [n for n, _ in own.named_parameters() if n.startswith("depth_encoder.")]
+    with pytest.raises(ConfigError, match="depth_encoder"):
+        tiny_policy_config(depth_encoder="clip")

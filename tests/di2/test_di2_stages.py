@@ -83,10 +83,11 @@ def test_stage3_freezes_encoders_resamplers_dcm_and_codebook(staged_run):
               "fusion.lm.")
     assert changed and not [k for k in changed if k.startswith(frozen)]
     assert any(k.startswith("lstm.") for k in changed) and any(k.startswith("fusion.xattn") for k in changed)
-    # stage 0 keeps the RGB conv encoder (the frozen CLIP's stand-in) but trains the depth branch
+    # stage 0 keeps the RGB conv encoder (the frozen CLIP's stand-in, which also encodes the depth
+    # image) but trains the new depth resampler
     changed0 = changed_keys(stage_weights(staged_run, "rgb"), stage_weights(staged_run, "rgbd"))
     assert not [k for k in changed0 if k.startswith(("rgb_encoder.", "dcm.", "codebook."))]
-    assert any(k.startswith("depth_encoder.") for k in changed0)
+    assert any(k.startswith("depth_resampler.") for k in changed0)
 
 
 def test_interrupted_stage_resumes_to_the_same_weights(mw_rgbd_dataset, tmp_path, monkeypatch):

@@ -136,6 +136,7 @@ def test_ogm_inside_the_policy_scales_each_encoder_gradient_by_its_coefficient(p
         p = make_policy(cfg, sim_spec()).train()
         p.fusion.blur_p = 0.0
         p.tokenizer.cfg.image_shift = 0
+        p.tokenizer.cfg.rgb_jitter = p.tokenizer.cfg.tactile_jitter = (0.0, 0.0, 0.0)
         b = batch_for(sim_spec(), 16, 15)
         loss, logs = p(b)
         loss.backward()
@@ -198,3 +199,22 @@ def test_state_token_sees_the_newest_tokens_only_when_configured(from_tokens):
     shifted = {k: v + 1.0 for k, v in tokens.items()}
     moved = (policy.state_token(shifted, cond, hist) - z).abs().max().item()
     assert (moved > 1e-4) == from_tokens
+
+
+def test_color_jitter_acts_in_training_only_and_bad_factors_are_refused():
+    cfg = small(MSBotConfig(primitives=PRIMS), image_shift=0)
+    tok = make_policy(cfg, sim_spec()).tokenizer
+    key, tkey = K.image_key("front"), K.tactile_key("fingers")
+    b = batch_for(sim_spec(), 2, 15)
+    tok.eval()
+    ref = {k: tok.prepare(k, b[k]).flatten(0, 1) for k in (key, tkey)}
+    torch.testing.assert_close(tok._encode_frames(key, ref[key]), tok._encode_frames(key, ref[key]))
+    tok.train()
+    for k in (key, tkey):
+        out = tok._augment(k, ref[k])
+        assert out.shape == ref[k].shape and not torch.allclose(out, ref[k])
+    assert tok._augment(key, ref[key]).min() >= -0.5 - 1e-6          # RGB stays in convert()'s range
+    tok.cfg.rgb_jitter = tok.cfg.tactile_jitter = (0.0, 0.0, 0.0)
+    torch.testing.assert_close(tok._augment(key, ref[key]), ref[key])
+    with pytest.raises(ConfigError, match="rgb_jitter"):
+        apply_overrides(MSBotConfig(primitives=PRIMS), ["tokenizer.rgb_jitter=[0.2,-1,0]"])
