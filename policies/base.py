@@ -149,6 +149,14 @@ class Policy(nn.Module):
 
     name: ClassVar[str]
     config_class: ClassVar[type[PolicyConfig]]
+    # config fields added after checkpoints were written, whose new default would change what an older
+    # checkpoint means: the value those checkpoints were trained with (filled in when a saved config lacks it)
+    legacy_config_defaults: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def upgrade_config_dict(cls, raw: dict) -> dict:
+        """A saved config dict with ``legacy_config_defaults`` filled in where it lacks them."""
+        return {**cls.legacy_config_defaults, **raw}
 
     def __init__(self, config: PolicyConfig):
         super().__init__()
@@ -257,6 +265,7 @@ class Policy(nn.Module):
         if raw.get("type") != cls.name:
             raise CheckpointError(f"{d} holds a {raw.get('type')!r} policy, not {cls.name!r}")
         raw.pop("type")
+        raw = cls.upgrade_config_dict(raw)
         try:
             config = cfgmod.from_dict(cls.config_class, raw)
         except cfgmod.ConfigError as e:

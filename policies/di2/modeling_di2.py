@@ -49,6 +49,8 @@ def _grad_if_trainable(module: nn.Module):
 class DI2Policy(Policy):
     name = "di2"
     config_class = DI2Config
+    # checkpoints from before DI2Config.depth_encoder existed have their own depth encoder
+    legacy_config_defaults = {"depth_encoder": "own"}
 
     def __init__(self, config: DI2Config):
         super().__init__(config)

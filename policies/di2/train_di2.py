@@ -189,6 +189,7 @@ class StageRunner:
         cfg_file = self.run_dir / "train_config.json"
         if cfg_file.exists():
             old = json.loads(cfg_file.read_text())
+            old["policy"] = DI2Policy.upgrade_config_dict(old.get("policy", {}))
             new = cfgmod.to_dict(self.cfg)
             if {k: v for k, v in old.items() if k != "stages"} != {k: v for k, v in new.items() if k != "stages"}:
                 raise ConfigError(f"{self.run_dir} holds a run with a different config; use another output_dir")

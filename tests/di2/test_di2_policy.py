@@ -168,3 +168,18 @@ def test_shared_depth_encoder_is_the_rgb_encoder_and_own_is_separate():
     assert [n for n, _ in own.named_parameters() if n.startswith("depth_encoder.")]
     with pytest.raises(ConfigError, match="depth_encoder"):
         tiny_policy_config(depth_encoder="clip")
+
+
+def test_checkpoint_from_before_the_depth_encoder_option_still_loads_as_own(tmp_path):
+    import json
+    torch.manual_seed(0)
+    old = make_policy(tiny_policy_config(depth_source="gt", depth_encoder="own"), _features(), _stats())
+    d = old.save_pretrained(tmp_path / "old")
+    cfg = json.loads((d / "config.json").read_text())
+    del cfg["depth_encoder"]                                   # what sessions 1-4 wrote
+    (d / "config.json").write_text(json.dumps(cfg))
+    loaded = load_policy(d)
+    assert loaded.config.depth_encoder == "own"
+    depth = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.depth_tokens(depth), old.eval().depth_tokens(depth))
