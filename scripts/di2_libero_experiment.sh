@@ -23,7 +23,7 @@ if [ ! -f "$DATA/$PRE/libero_object.hdf5" ]; then
   nice -n 10 .venv/bin/policystack libero-demos --suite libero_object --tasks 2,3,4,5,6,7,8,9 --episodes 5 \
     --cameras agentview,wrist --image-size 64 --workers 0 --no-official --out "$DATA/$PRE"
 fi
-exec nice -n 10 .venv/bin/policystack di2 experiment --figure docs/results/figures/di2_libero.png \
+exec nice -n 10 .venv/bin/policystack di2 experiment --figure docs/results/figures/di2_libero_pretrain.png \
   benchmark=libero tasks=libero_object:0,libero_object:1 image_size=64 n_demos=10 seeds="$SEEDS" \
   pretrain_tasks=libero_object:2,libero_object:3,libero_object:4,libero_object:5,libero_object:6,libero_object:7,libero_object:8,libero_object:9 \
   n_pretrain_demos=5 n_eval_episodes=0 max_episode_steps=220 output_dir=outputs/di2_libero/exp_pretrain \

@@ -334,9 +334,10 @@ def cached_results(cfg: DI2ExperimentConfig) -> list[dict]:
 
 
 def _title(cfg: DI2ExperimentConfig, summary: dict) -> str:
-    n_seeds = max((len(r["per_seed"]) for r in summary["conditions"].values()), default=0)
-    return (f"DI² on {cfg.benchmark} ({len(cfg.tasks)} tasks, {n_seeds} seed(s), "
-            f"{cfg.n_eval_episodes} episodes/task)")
+    n_seeds = max((max(len(r["per_seed"]), len(r.get("heldout_loss_per_seed", [])))
+                   for r in summary["conditions"].values()), default=0)
+    loop = f"{cfg.n_eval_episodes} episodes/task" if cfg.n_eval_episodes > 0 else "offline only"
+    return f"DI² on {cfg.benchmark} ({len(cfg.tasks)} tasks, {n_seeds} seed(s), {loop})"
 
 
 def run_experiment(cfg: DI2ExperimentConfig, figure: str | Path | None = None, summary_only: bool = False) -> dict:
