@@ -32,9 +32,8 @@ def probe(run: str, data: list[str], stage: str = "rgbd", batches: int = 8, val_
     _, val = split_episodes(load_episodes(tuple(data), cams, with_depth=True), val_every)
     windows = WindowData(val, cams, pol.config.window, with_depth=True)
     feats = {f"{kind}_{c}": [] for kind in ("rgb_enc", "depth_enc", "rgb_tok", "depth_tok") for c in cams}
-    mass, sizes = [], None
+    mass = []
     fusion = pol.fusion
-    depth_encoder = pol.depth_encoder if pol.depth_encoder is not None else pol.rgb_encoder
 
     def record(module, args, kwargs, output):          # forward hook on the fusion's x-attention
         mass.append(output[1])
@@ -46,7 +45,7 @@ def probe(run: str, data: list[str], stage: str = "rgbd", batches: int = 8, val_
         for i, batch in enumerate(windows.iter_eval(32, stride=4)):
             for c, (rgb, depth) in zip(cams, pol._views(batch, with_depth=True, augment=False)):
                 feats[f"rgb_enc_{c}"].append(pol.rgb_encoder(rgb))
-                feats[f"depth_enc_{c}"].append(depth_encoder(depth))
+                feats[f"depth_enc_{c}"].append(pol.depth_image_encoder(depth))
                 feats[f"rgb_tok_{c}"].append(pol.rgb_tokens(rgb))
                 feats[f"depth_tok_{c}"].append(pol.depth_tokens(depth))
             pol.action_loss(batch, "gt")
@@ -56,11 +55,12 @@ def probe(run: str, data: list[str], stage: str = "rgbd", batches: int = 8, val_
         h.remove()
     n_tok = pol.config.n_tokens
     streams = [f"rgb_{c}" for c in cams] + [f"depth_{c}" for c in cams]
-    per_layer = [torch.stack([w[..., k * n_tok:(k + 1) * n_tok].sum(-1).mean() for k in range(len(streams))])
-                 for w in mass]
+    # mass: (batch, queries, streams * n_tok) per call, layers interleaved
+    per_call = np.array([[float(w[..., k * n_tok:(k + 1) * n_tok].sum(-1).mean()) for k in range(len(streams))]
+                         for w in mass])
     n_layers = len(fusion.xattn)
-    att = {f"layer_{l}": dict(zip(streams, np.mean([p.numpy() for p in per_layer[l::n_layers]], 0).astype(float).round(3).tolist()))
-           for l in range(n_layers)}
+    att = {f"layer_{layer}": dict(zip(streams, per_call[layer::n_layers].mean(0).round(3).tolist()))
+           for layer in range(n_layers)}
     return {"relative_variance": {k: round(relative_variance(v), 5) for k, v in feats.items()},
             "attention_mass": att}
 

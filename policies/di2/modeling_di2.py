@@ -132,8 +132,13 @@ class DI2Policy(Policy):
         with _grad_if_trainable(self.rgb_resampler):
             return self.rgb_resampler(feat)
 
+    @property
+    def depth_image_encoder(self) -> nn.Module:
+        """What encodes the depth image: its own encoder, or the (frozen) RGB encoder when shared."""
+        return self.depth_encoder if self.depth_encoder is not None else self.rgb_encoder
+
     def depth_tokens(self, depth: torch.Tensor) -> torch.Tensor:
-        encoder = self.depth_encoder if self.depth_encoder is not None else self.rgb_encoder
+        encoder = self.depth_image_encoder
         with _grad_if_trainable(encoder):
             feat = encoder(depth)
         with _grad_if_trainable(self.depth_resampler):

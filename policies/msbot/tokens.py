@@ -253,11 +253,11 @@ class MultiSensoryTokenizer(nn.Module):
         """Training-time augmentation of converted frames (N, C, H, W), drawn per frame as the reference's
         per-image transforms: ColorJitter (RGB: camera values, tactile: GelSight values, also on a
         normalised pressure/shear map, unclipped), then the random shift on RGB and depth."""
-        kind = self.kinds[key]
-        jitter = self.cfg.tactile_jitter if K.modality_of(key) == "tactile" else self.cfg.rgb_jitter
+        kind, tactile = self.kinds[key], K.modality_of(key) == "tactile"
+        jitter = self.cfg.tactile_jitter if tactile else self.cfg.rgb_jitter
         if kind == "rgb" and any(jitter):
             frames = color_jitter(frames + 0.5, *jitter) - 0.5        # convert() gives [0, 1] - 0.5
-        elif kind == "planar" and K.modality_of(key) == "tactile" and any(jitter):
+        elif kind == "planar" and tactile and any(jitter):
             frames = color_jitter(frames, *jitter, value_range=None)
         if kind in ("rgb", "depth") and self.cfg.image_shift > 0:
             frames = random_shift(frames, self.cfg.image_shift)
