@@ -21,6 +21,10 @@ units of 8 mm, 8 mm, 5 mm, 0.1 rad per 0.2-s step (5 Hz, MS-Bot's control rate).
 ``latched``, ``broken``, ``impacts`` (contact sounds this step). Init state ``i`` is drawn from a
 generator seeded by ``(init_seed, i)``. Distractors: ``visual_distractor`` none|color|mess|both,
 ``audio_distractor`` none|noise, ``tactile_distractor`` none|noise (``distractor_level`` scales them).
+``nuisance`` (0 = off) gives every episode the mild, natural variation a real rig records in the senses a
+stage does not need (room noise, gel drift, lighting/colour): per episode and per sense a level drawn
+from U(0, nuisance) on the distractor's scale (board/table colour blended that far towards a random
+colour; no clutter). An explicitly enabled distractor overrides the nuisance of its sense.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ class MultiSensoryEnv(gym.Env):
                  tactile_sensor: str = "fingers", n_taxels: int = 12, init_seed: int = 0,
                  max_episode_steps: int = 60, visual_distractor: str = "none",
                  audio_distractor: str = "none", tactile_distractor: str = "none",
-                 distractor_level: float = 1.0, terminate_on_success: bool = True,
+                 distractor_level: float = 1.0, nuisance: float = 0.0, terminate_on_success: bool = True,
                  render_mode: str | None = "rgb_array", render_camera: str = "front"):
         if task not in TASKS:
             raise ValueError(f"unknown multisensory task {task!r}; choose from {sorted(TASKS)}")
@@ -87,6 +91,8 @@ class MultiSensoryEnv(gym.Env):
                 raise ValueError(f"{name} must be one of {SIMPLE_DISTRACTORS}, got {v!r}")
         if audio_window_s <= 0:
             raise ValueError("audio_window_s must be > 0")
+        if not 0.0 <= nuisance <= 1.0:
+            raise ValueError(f"nuisance must be in [0, 1], got {nuisance!r}")
         self.task_name = task
         self.instruction = TASKS[task]
         self.cameras = tuple(cameras)
@@ -99,6 +105,7 @@ class MultiSensoryEnv(gym.Env):
         self.audio_distractor = audio_distractor
         self.tactile_distractor = tactile_distractor
         self.distractor_level = float(distractor_level)
+        self.nuisance = float(nuisance)
         self.terminate_on_success = terminate_on_success
         self.render_mode = render_mode
         self.render_camera = render_camera
@@ -167,7 +174,8 @@ class MultiSensoryEnv(gym.Env):
         start_bottom = START_BOTTOM + float(rng.uniform(-0.002, 0.002))
         m.body_pos[self._board_body] = (self.hole_xy[0], self.hole_xy[1], 0.0)
         m.body_quat[self._plate_body] = yaw_quat(self.keyway_yaw)
-        self._apply_distractors(np.random.default_rng([self.init_seed, index, 1]))
+        self._apply_distractors(np.random.default_rng([self.init_seed, index, 1]),
+                                np.random.default_rng([self.init_seed, index, 5]))
         mujoco.mj_resetData(m, d)
         d.qpos[:] = (0.0, 0.0, start_bottom + PEG_HALF_LEN, 0.0)
         d.ctrl[:] = d.qpos[:4]
@@ -176,8 +184,8 @@ class MultiSensoryEnv(gym.Env):
         self._noise_rng = np.random.default_rng([self.init_seed, index, 2])
         self._audio.reset(np.random.default_rng([self.init_seed, index, 3]))
         self._background = (BackgroundNoise(np.random.default_rng([self.init_seed, index, 4]),
-                                            level=0.05 * self.distractor_level)
-                            if self.audio_distractor == "noise" else None)
+                                            level=0.05 * self._audio_level)
+                            if self._audio_level > 0 else None)
         self._audio_buf = np.zeros((1, self.audio_samples), np.float32)
         self._contact_last: dict[tuple[int, int], int] = {}
         self._substep = 0
@@ -191,18 +199,27 @@ class MultiSensoryEnv(gym.Env):
                 "latched": False, "broken": False, "impacts": 0}
         return self._obs(), info
 
-    def _apply_distractors(self, rng: np.random.Generator) -> None:
+    def _apply_distractors(self, rng: np.random.Generator, nuisance_rng: np.random.Generator) -> None:
         m = self.model
         vd = self.visual_distractor
         m.geom_rgba[self._g_board] = BOARD_RGBA
         m.geom_rgba[self._g_table] = TABLE_RGBA
         m.geom_size[self._g_clutter], m.geom_rgba[self._g_clutter] = self._clutter_defaults
         m.geom_pos[self._g_clutter] = (0.0, 0.0, -1.0)
-        # the tactile distractor: a per-episode drift field on the pads (gel ageing / temperature)
+        # per-sense levels this episode: the distractor's when enabled, else the natural nuisance
+        # (its own generator, so enabling nuisance leaves every distractor draw unchanged)
+        n_vis, n_aud, n_tac = nuisance_rng.uniform(0.0, self.nuisance, size=3)
+        self._audio_level = self.distractor_level if self.audio_distractor == "noise" else float(n_aud)
+        self._tactile_level = self.distractor_level if self.tactile_distractor == "noise" else float(n_tac)
+        # the tactile drift: a per-episode field on the pads (gel ageing / temperature)
         self._tactile_offset = None
-        if self.tactile_distractor == "noise":
-            self._tactile_offset = 0.3 * self.distractor_level * rng.standard_normal((6, 1, 1)) * \
-                np.ones((6, self.n_taxels, self.n_taxels))
+        drift = rng.standard_normal((6, 1, 1)) if self.tactile_distractor == "noise" else \
+            nuisance_rng.standard_normal((6, 1, 1))
+        if self._tactile_level > 0:
+            self._tactile_offset = 0.3 * self._tactile_level * drift * np.ones((6, self.n_taxels, self.n_taxels))
+        if vd == "none" and n_vis > 0:
+            for g, rgba in ((self._g_board, BOARD_RGBA), (self._g_table, TABLE_RGBA)):
+                m.geom_rgba[g] = (*((1 - n_vis) * np.asarray(rgba[:3]) + n_vis * nuisance_rng.uniform(0.1, 0.9, 3)), 1.0)
         if vd in ("color", "both"):
             hue = rng.uniform(0, 1, size=3)
             m.geom_rgba[self._g_board] = (*(0.15 + 0.8 * hue), 1.0)
@@ -338,10 +355,9 @@ class MultiSensoryEnv(gym.Env):
                 self._audio_buf[0, :-n] = self._audio_buf[0, n:]
                 self._audio_buf[0, -n:] = chunk
         obs[K.audio_key(self.mic)] = self._audio_buf.copy()
-        noisy = self.tactile_distractor == "noise"
         obs[K.tactile_key(self.tactile_sensor)] = self._pads.taxels(
             self._wrench[0], self._wrench[1], self._noise_rng,
-            noise=0.02 + (0.15 * self.distractor_level if noisy else 0.0), offset=self._tactile_offset)
+            noise=0.02 + 0.15 * self._tactile_level, offset=self._tactile_offset)
         obs[K.TASK] = self.instruction
         return obs
 

@@ -63,6 +63,9 @@ class ExperimentConfig:
     # session 1 used 15: MS-Bot's one-query attention had not converged (train CE still falling,
     # 0.88 train accuracy in the align stage vs Concat's 0.99); both methods get the same budget
     epochs: int = 40
+    # natural variation of the unneeded senses in demos *and* in every evaluation (the env's
+    # ``nuisance``); 0 = the noiseless sim of sessions 1-5. Distractors are applied on top of it.
+    nuisance: float = 0.0
     overrides: list = field(default_factory=lambda: ["policy.tokenizer.channels=16"])
 
 
@@ -200,13 +203,14 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     demos = out / "demos.hdf5"
+    env_kwargs = {**ENV_KWARGS, **({"nuisance": cfg.nuisance} if cfg.nuisance else {})}
     if not (out / "demos.DONE").exists():
-        generate_demos(demos, cfg.n_demos, init_seed=1, env_kwargs=dict(ENV_KWARGS), dart_prob=cfg.dart,
+        generate_demos(demos, cfg.n_demos, init_seed=1, env_kwargs=env_kwargs, dart_prob=cfg.dart,
                        progress=False)
         atomic_write_text(out / "demos.DONE", "ok\n")
     heldout = out / "heldout.hdf5"
     if not (out / "heldout.DONE").exists():
-        generate_demos(heldout, 20, init_seed=0, env_kwargs=dict(ENV_KWARGS), progress=False)
+        generate_demos(heldout, 20, init_seed=0, env_kwargs=env_kwargs, progress=False)
         atomic_write_text(out / "heldout.DONE", "ok\n")
     for method in cfg.methods:
         for seed in cfg.seeds:
@@ -224,7 +228,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
                 if path.exists():
                     continue
                 policy = policy or load_policy(run)
-                res = rollout(policy, cfg.n_eval, CONDITIONS[cond], progress=False)
+                res = rollout(policy, cfg.n_eval, {**CONDITIONS[cond], "nuisance": cfg.nuisance}, progress=False)
                 res.update(method=method, seed=seed, condition=cond)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(path, json.dumps(res))

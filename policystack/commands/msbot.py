@@ -28,6 +28,8 @@ def add_arguments(p) -> None:
     de.add_argument("--init-seed", type=int, default=1, help="init-state seed (evaluation uses 0)")
     de.add_argument("--dart", type=float, default=0.2, help="prob. of a random lateral move while aligning")
     de.add_argument("--image-size", type=int, default=64)
+    de.add_argument("--nuisance", type=float, default=0.0,
+                    help="natural variation of the unneeded senses per episode, in [0, 1] (env option)")
     de.add_argument("--audio-chunk", type=float, default=0.2,
                     help="seconds of audio per stored step (0.2 = the control step: compact, stream mode)")
     tr = sub.add_parser("train", help="train MS-Bot (or policy.type=concat_fusion) with MS-Bot's procedure")
@@ -38,6 +40,7 @@ def add_arguments(p) -> None:
     ev.add_argument("--episodes", type=int, default=30)
     ev.add_argument("--condition", default="clean", help="clean | visual | audio | tactile | all")
     ev.add_argument("--start-index", type=int, default=0)
+    ev.add_argument("--nuisance", type=float, default=0.0, help="as the demos the policy was trained on")
     ev.add_argument("--out", default=None, help="write the result JSON here")
     ex = sub.add_parser("experiment", help="MS-Bot vs Concat over seeds, clean and with distractors")
     ex.add_argument("--out", required=True)
@@ -47,6 +50,8 @@ def add_arguments(p) -> None:
     ex.add_argument("--n-demos", type=int, default=80)
     ex.add_argument("--n-eval", type=int, default=30)
     ex.add_argument("--epochs", type=int, default=40)
+    ex.add_argument("--nuisance", type=float, default=0.0,
+                    help="natural variation of the unneeded senses in demos and evaluations, in [0, 1]")
     ex.add_argument("overrides", nargs="*", help="extra MSBotTrainConfig overrides for every run")
     su = sub.add_parser("summarize", help="aggregate an experiment directory (table, plots)")
     su.add_argument("--out", required=True)
@@ -66,7 +71,8 @@ def run(args) -> int:
     if cmd == "demos":
         from sim.multisensory_expert import generate_demos
         path = generate_demos(args.out, args.episodes, init_seed=args.init_seed, dart_prob=args.dart,
-                              env_kwargs={"image_size": args.image_size, "audio_window_s": args.audio_chunk})
+                              env_kwargs={"image_size": args.image_size, "audio_window_s": args.audio_chunk,
+                                          "nuisance": args.nuisance})
         print(f"wrote {args.episodes} episodes to {path}")
         return 0
     if cmd == "train":
@@ -82,7 +88,8 @@ def run(args) -> int:
         from policystack.errors import UnknownNameError
         if args.condition not in CONDITIONS:
             raise UnknownNameError(f"unknown condition {args.condition!r}; choose from {sorted(CONDITIONS)}")
-        res = rollout(load_policy(args.policy), args.episodes, CONDITIONS[args.condition], args.start_index)
+        res = rollout(load_policy(args.policy), args.episodes,
+                      {**CONDITIONS[args.condition], "nuisance": args.nuisance}, args.start_index)
         print(f"{args.condition}: success {100 * res['success_rate']:.1f}% over {res['n_episodes']} episodes "
               f"({res['eval_s']} s)")
         if args.out:
@@ -94,7 +101,7 @@ def run(args) -> int:
         from policies.msbot.experiment import CONDITIONS, ExperimentConfig, run_experiment
         cfg = ExperimentConfig(out=args.out, methods=args.methods, seeds=args.seeds,
                                conditions=args.conditions or list(CONDITIONS), n_demos=args.n_demos,
-                               n_eval=args.n_eval, epochs=args.epochs,
+                               n_eval=args.n_eval, epochs=args.epochs, nuisance=args.nuisance,
                                overrides=ExperimentConfig().overrides + list(args.overrides))
         summary = run_experiment(cfg)
         print((__import__("pathlib").Path(args.out) / "summary.md").read_text())

@@ -129,6 +129,36 @@ def test_distractors_change_their_modality_only():
         e.close()
 
 
+def test_nuisance_varies_each_sense_per_episode_and_leaves_distractors_as_they_were():
+    kw = dict(image_size=32, audio_window_s=0.2)
+    clean, nuis = MultiSensoryEnv(**kw), MultiSensoryEnv(nuisance=0.5, **kw)
+    rms = lambda o: float(np.sqrt((o[AUDIO] ** 2).mean()))
+
+    def first(e, i):
+        e.reset(options={"init_state_index": i})
+        return e.step(primitive("wait"))[0]
+
+    c = [first(clean, i) for i in range(6)]
+    n = [first(nuis, i) for i in range(6)]
+    # the same layouts, but every sense varies by episode: louder room, drifting pads, other colours
+    assert max(rms(o) for o in c) < 0.003 < max(rms(o) for o in n)
+    assert np.ptp([np.abs(o[TACTILE]).mean() for o in n]) > 5 * np.ptp([np.abs(o[TACTILE]).mean() for o in c])
+    assert np.mean([np.abs(a[IMAGE].astype(int) - b[IMAGE]).mean() for a, b in zip(c, n)]) > 5
+    assert np.array_equal(first(nuis, 3)[TACTILE], n[3][TACTILE])   # deterministic per init state
+    # an enabled distractor draws exactly what it drew without nuisance (results stay comparable)
+    vis = [MultiSensoryEnv(visual_distractor="both", nuisance=v, **kw) for v in (0.0, 0.5)]
+    assert np.array_equal(*(first(e, 2)[IMAGE] for e in vis))
+    tac = [MultiSensoryEnv(tactile_distractor="noise", nuisance=v, **kw) for v in (0.0, 0.5)]
+    for e in tac:
+        e.reset(options={"init_state_index": 2})
+    assert np.array_equal(tac[0]._tactile_offset, tac[1]._tactile_offset)
+    for e in vis + tac:
+        e.close()
+    with pytest.raises(ValueError, match="nuisance"):
+        MultiSensoryEnv(nuisance=1.5)
+    clean.close(), nuis.close()
+
+
 def test_frames_are_rendered(env):
     obs, _ = env.reset(options={"init_state_index": 0})
     assert obs[IMAGE].std() > 10
