@@ -59,6 +59,9 @@ class DI2Config(PolicyConfig):
     # depth pre-processing (§2.3): clip to [min, max] metres, divide by max, repeat to 3 channels
     depth_min: float = 0.01
     depth_max: float = 5.0
+    # per-camera far clip (one per camera; empty: depth_max everywhere). The paper's 5 m suits its static
+    # camera; LIBERO's wrist camera sees 0.04-0.37 m, which /5 maps to an almost black image.
+    depth_max_per_camera: tuple[float, ...] = ()
     # random shift pad per camera, same shift on an RGB frame and its depth (§2.3); empty: paper's
     # 10 px (static) / 4 px (in-hand) at 128 px, scaled to the image size
     shift_pads: tuple[int, ...] = ()
@@ -94,6 +97,9 @@ class DI2Config(PolicyConfig):
             raise ConfigError(f"di2.dim ({self.dim}) must be divisible by heads ({self.heads})")
         if not 0 < self.depth_min < self.depth_max:
             raise ConfigError("di2: need 0 < depth_min < depth_max")
+        if self.depth_max_per_camera and (len(self.depth_max_per_camera) != len(self.cameras) or
+                                          min(self.depth_max_per_camera) <= self.depth_min):
+            raise ConfigError(f"di2.depth_max_per_camera needs one far clip > depth_min per camera {self.cameras}")
         if self.shift_pads and len(self.shift_pads) != len(self.cameras):
             raise ConfigError(f"di2.shift_pads needs one pad per camera {self.cameras}")
         if min(self.window, self.dim, self.n_tokens, self.patch_grid, self.codebook_size,
@@ -101,6 +107,12 @@ class DI2Config(PolicyConfig):
             raise ConfigError("di2: sizes must be >= 1")
         if not 0 < self.usage_decay < 1:
             raise ConfigError("di2.usage_decay must be in (0, 1)")
+
+    def depth_far(self, camera: str) -> float:
+        """The far clip (and divisor) of ``camera``'s depth image."""
+        if self.depth_max_per_camera:
+            return float(self.depth_max_per_camera[self.cameras.index(camera)])
+        return self.depth_max
 
     @property
     def uses_depth_input(self) -> bool:

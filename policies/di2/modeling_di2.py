@@ -120,7 +120,7 @@ class DI2Policy(Policy):
                     raise SpecMismatchError(f"di2 depth_source needs {key!r} but the batch lacks it")
                 dm = batch[key]
                 depth = prepare_depth(dm.reshape(-1, *dm.shape[-2:]).to(self.device),
-                                      self.config.depth_min, self.config.depth_max)
+                                      self.config.depth_min, self.config.depth_far(cam))
             if augment:
                 rgb, depth = shared_random_shift(rgb, depth, pad)
             views.append((rgb, depth))

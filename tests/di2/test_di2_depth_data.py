@@ -138,3 +138,25 @@ def test_policy_views_apply_one_shift_to_each_rgb_and_depth_pair(rng):
         rgb_mask = rgb.mean(1) > rgb.mean()          # the white square, after CLIP normalisation
         dep_mask = dep.mean(1) < dep.mean()          # the near square
         assert torch.equal(rgb_mask, dep_mask)
+
+
+def test_per_camera_far_clip_scales_each_camera_by_its_own_range():
+    """A near wrist camera keeps its contrast with its own far clip instead of going black at /5 m."""
+    from policies.base import make_policy
+    from policystack.config import ConfigError
+    from policystack.spec import Feature, Spec
+    feats = [Feature(K.image_key(c), (16, 16, 3), "uint8") for c in CAMERAS]
+    feats += [Feature(K.depth_key(c), (16, 16), "float32") for c in CAMERAS]
+    feats += [Feature(K.TASK, (), "str"), Feature(K.ACTION, (4,), "float32")]
+    far = tuple(5.0 if i == 0 else 0.4 for i in range(len(CAMERAS)))
+    policy = make_policy(tiny_policy_config(depth_source="gt", depth_max_per_camera=far), Spec.of(feats))
+    depth = torch.linspace(0.04, 0.37, 16 * 16).view(1, 1, 16, 16)     # LIBERO's wrist range
+    batch = {K.image_key(c): torch.zeros(1, 1, 16, 16, 3, dtype=torch.uint8) for c in CAMERAS}
+    batch |= {K.depth_key(c): depth for c in CAMERAS}
+    views = policy._views(batch, with_depth=True, augment=False)
+    for (_, dep), f in zip(views, far):
+        np.testing.assert_allclose(dep[:, 0].numpy(), prepare_depth(depth.view(1, 16, 16), 0.01, f)[:, 0].numpy())
+    spread = [float(dep[:, 0].max() - dep[:, 0].min()) for _, dep in views]
+    assert spread[-1] > 10 * spread[0]                # the far-clip-0.4 camera spans 12x the range
+    with pytest.raises(ConfigError, match="depth_max_per_camera"):
+        tiny_policy_config(depth_max_per_camera=(5.0,) * (len(CAMERAS) + 1))
