@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from policystack.checkpoint import atomic_write_text
-from policystack.config import apply_overrides
+from policystack.config import ConfigError, apply_overrides
 from policies.base import Policy, load_policy
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,20 @@ def _train_run(cfg: ExperimentConfig, method: str, seed: int, demos: Path, out: 
     return run
 
 
+def _check_recorded_nuisance(out: Path, nuisance: float) -> None:
+    """Refuse to resume a directory whose demos were recorded at another ``nuisance`` (runs, evals and
+    the summary would silently mix two settings); demos written before the option existed had none."""
+    import h5py
+    path = out / "demos.hdf5"
+    if not (out / "demos.DONE").exists() or not path.exists():
+        return
+    with h5py.File(path, "r") as f:
+        recorded = json.loads(f["data"].attrs["env_args"])["env_kwargs"].get("nuisance", 0.0)
+    if recorded != nuisance:
+        raise ConfigError(f"{out} holds demos recorded with nuisance={recorded}, not {nuisance}; "
+                          "use another --out or the same --nuisance")
+
+
 def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     from sim.multisensory_expert import generate_demos
 
@@ -203,7 +217,8 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     demos = out / "demos.hdf5"
-    env_kwargs = {**ENV_KWARGS, **({"nuisance": cfg.nuisance} if cfg.nuisance else {})}
+    env_kwargs = {**ENV_KWARGS, "nuisance": cfg.nuisance}
+    _check_recorded_nuisance(out, cfg.nuisance)
     if not (out / "demos.DONE").exists():
         generate_demos(demos, cfg.n_demos, init_seed=1, env_kwargs=env_kwargs, dart_prob=cfg.dart,
                        progress=False)

@@ -192,3 +192,15 @@ def test_demos_carry_stage_labels(tmp_path):
         rows = {tuple(a) for a in e.actions.tolist()}
         assert rows <= {tuple(v) for v in PRIMITIVES.values()}
     assert AUDIO in file_features(path)
+
+
+def test_experiment_refuses_to_resume_demos_recorded_at_another_nuisance(tmp_path):
+    from policies.msbot.experiment import _check_recorded_nuisance
+    from policystack.config import ConfigError
+    generate_demos(tmp_path / "demos.hdf5", 1, env_kwargs={"image_size": 16, "audio_window_s": 0.2,
+                                                           "nuisance": 0.3}, progress=False)
+    _check_recorded_nuisance(tmp_path, 0.0)             # no demos.DONE yet: nothing to resume
+    (tmp_path / "demos.DONE").write_text("ok\n")
+    _check_recorded_nuisance(tmp_path, 0.3)
+    with pytest.raises(ConfigError, match="nuisance=0.3"):
+        _check_recorded_nuisance(tmp_path, 0.0)
