@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     enc = DualEncoder(EncoderConfig(text_tower="minilm"))
     ds = SegmentDataset(groups, key, 2, enc.resolution, augment=False, seed=a.seed)
     sampler = UniqueInstructionBatchSampler(len(ds), a.bs, seed=a.seed)
-    opt = torch.optim.Adam(param_groups(enc, 1e-3), lr=a.lr, eps=1e-6)
+    opt = torch.optim.Adam(param_groups(enc, 1e-3, a.lr), lr=a.lr, eps=1e-6)
     with torch.no_grad():
         b = collate_segments([ds[i] for i in range(len(ds))])
         for mode in ("eval", "train"):

@@ -23,16 +23,21 @@ class EncoderConfig:
     ``clip`` = CLIP's text transformer (tokenizer ``bpe`` needs ``bpe_path``; ``hash`` needs no
     vocabulary file); ``minilm`` = the offline all-MiniLM-L6-v2 sentence encoder (frozen) followed by
     a trained linear projection to D, a CPU-friendly alternative for the small configuration.
+    ``minilm_finetune``: train the MiniLM transformer too (the paper trains its whole text tower); its
+    weights then live in the encoder's state dict (about 90 MB) instead of being re-read from the package.
     """
 
     clip: CLIPConfig = field(default_factory=CLIPConfig.small)
     text_tower: Literal["clip", "minilm"] = "clip"
     tokenizer: Literal["hash", "bpe"] = "hash"
     bpe_path: str | None = None
+    minilm_finetune: bool = False
 
     def __post_init__(self) -> None:
         if self.text_tower not in ("clip", "minilm"):
             raise ConfigError(f"text_tower must be 'clip' or 'minilm', got {self.text_tower!r}")
+        if self.minilm_finetune and self.text_tower != "minilm":
+            raise ConfigError("minilm_finetune=True needs text_tower='minilm'")
         if self.tokenizer not in ("hash", "bpe"):
             raise ConfigError(f"tokenizer must be 'hash' or 'bpe', got {self.tokenizer!r}")
         if self.text_tower == "clip" and self.tokenizer == "bpe" and not self.bpe_path:
@@ -62,6 +67,7 @@ class PretrainConfig:
     batch_size: int = 16                     # per process (paper: 16 per GPU, no all-gather)
     steps: int = 2000                        # paper: 20k iterations
     lr: float = 3e-4                         # paper: 1e-5 constant (fine-tuning CLIP); higher from scratch
+    text_lr: float | None = None             # lr of a pretrained text transformer being fine-tuned (None = lr)
     weight_decay: float = 1e-3               # coupled L2, not on biases / norm parameters
     adam_eps: float = 1e-6
     warmup_steps: int = 0
@@ -86,6 +92,8 @@ class PretrainConfig:
             raise ConfigError("batch_size must be >= 2 (in-batch negatives)")
         if self.steps < 0 or self.lr <= 0:
             raise ConfigError("steps must be >= 0 and lr > 0")
+        if self.text_lr is not None and self.text_lr <= 0:
+            raise ConfigError(f"text_lr must be > 0 (or None for lr), got {self.text_lr}")
         if self.logit_scale is not None and self.logit_scale <= 0:
             raise ConfigError(f"logit_scale must be > 0 (or None for automatic), got {self.logit_scale}")
         lo, hi = self.crop_scale

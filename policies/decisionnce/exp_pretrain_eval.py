@@ -31,6 +31,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="runs/dnce_T", type=Path)
     p.add_argument("--variant", default="T", choices=("P", "T"))
     p.add_argument("--text-tower", default="minilm", choices=("clip", "minilm"))
+    p.add_argument("--minilm-finetune", action="store_true",
+                   help="train the MiniLM transformer too (the paper trains its text tower), at --text-lr")
+    p.add_argument("--text-lr", type=float, default=1e-5, help="lr of the fine-tuned MiniLM (paper's lr)")
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3, help="paper: 1e-5 (fine-tuning CLIP)")
@@ -61,7 +64,8 @@ def main(argv=None) -> int:
 
     holdout = tuple(t for t in args.holdout.split(",") if t)
     cfg = PretrainConfig(data=(args.data,), image_key=args.image_key, holdout=holdout, out_dir=str(args.out),
-                         encoder=EncoderConfig(text_tower=args.text_tower), variant=args.variant,
+                         encoder=EncoderConfig(text_tower=args.text_tower, minilm_finetune=args.minilm_finetune),
+                         variant=args.variant, text_lr=args.text_lr if args.minilm_finetune else None,
                          steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          episodes_per_task=args.train_episodes, seed=args.seed, log_every=25,
                          warmup_steps=args.warmup, weight_decay=args.weight_decay,

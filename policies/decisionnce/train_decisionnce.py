@@ -30,13 +30,19 @@ from policystack.errors import CheckpointError
 log = logging.getLogger(__name__)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+def param_groups(model: nn.Module, weight_decay: float, lr: float, special: dict[int, float] | None = None
+                 ) -> list[dict]:
+    """Decay / no-decay groups, split again by learning rate (``special``: id(param) -> lr). Each group
+    keeps its ``base_lr`` so that the warm-up scales every group from its own rate."""
+    special = special or {}
+    groups: dict[tuple[bool, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        decay = not (p.ndim <= 1 or name.endswith(".bias"))
+        groups.setdefault((decay, special.get(id(p), lr)), []).append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr": glr, "base_lr": glr}
+            for (decay, glr), ps in groups.items()]
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -80,7 +86,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
     ds = SegmentDataset(groups, cfg.image_key, cfg.num_frames, enc.resolution, cfg.crop_scale, cfg.brightness,
                         augment=True, seed=cfg.seed * 1000 + rank)
     sampler = UniqueInstructionBatchSampler(len(ds), cfg.batch_size, seed=cfg.seed, rank=rank, world_size=world)
-    opt = torch.optim.Adam(param_groups(enc, cfg.weight_decay), lr=cfg.lr, eps=cfg.adam_eps)
+    text_lr = {id(p): cfg.text_lr for p in enc.pretrained_text_parameters()} if cfg.text_lr else None
+    opt = torch.optim.Adam(param_groups(enc, cfg.weight_decay, cfg.lr, text_lr), lr=cfg.lr, eps=cfg.adam_eps)
     step, epoch, history = 0, 0, []
     if resume and (last / "train_state.pt").is_file():
         state = load_train_state(last / "train_state.pt")
@@ -122,7 +129,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
             batch = collate_segments([ds[i] for i in idx])
             if cfg.warmup_steps:
                 for g in opt.param_groups:
-                    g["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+                    g["lr"] = g["base_lr"] * min(1.0, (step + 1) / cfg.warmup_steps)
             v, u = model(batch["frames"].to(device), batch["task"])
             loss, logs = decisionnce_loss(v, u, cfg.variant, cfg.scale, cfg.reverse_negatives)
             opt.zero_grad(set_to_none=True)
