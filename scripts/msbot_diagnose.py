@@ -7,12 +7,17 @@
     ablate  (MS-Bot) open-loop accuracy per stage on the held-out demos with one modality's tokens removed
             from the fusion attention, and also from the state token (its tokens -> their batch mean):
             which sense does each stage actually use (vs. attention mass)?
+    route   (MS-Bot) open-loop accuracy per stage when the decision can only travel through the query (every
+            key/value token -> its batch mean, the state token built from the real tokens) or only through
+            the attended contents (the state token built from batch-mean tokens); and the attention mass
+            per head and stage: is the attention pattern a modality selection or a code for the query?
 
     MUJOCO_GL=egl nice -n 10 .venv/bin/python scripts/msbot_diagnose.py probe --out runs/msbot_exp \\
         --methods msbot concat --seeds 0 1 2
     MUJOCO_GL=egl nice -n 10 .venv/bin/python scripts/msbot_diagnose.py oracle --out runs/msbot_exp2 \\
         --seeds 0 1 2 --conditions clean visual audio tactile
     MUJOCO_GL=egl nice -n 10 .venv/bin/python scripts/msbot_diagnose.py ablate --out runs/msbot_exp2 --seeds 0 1 2
+    MUJOCO_GL=egl nice -n 10 .venv/bin/python scripts/msbot_diagnose.py route --out runs/msbot_nuis --seeds 0 1 2 3 4
 
 Results are printed and written to ``<out>/diagnose/*.json``.
 """
@@ -70,6 +75,57 @@ def ablate(run: Path, demos: Path) -> dict:
     return out
 
 
+def route(run: Path, demos: Path) -> dict:
+    """Which path carries each stage's decision: the query (state token) or the attended token contents."""
+    policy = load_policy(run)
+    policy.eval()
+    episodes, stages = load_hdf5(demos)
+    cfg = policy.config
+    ds = MSBotDataset(episodes, list(cfg.input_spec.keys()), cfg.n_obs_steps, policy.codec.primitives.numpy(),
+                      cfg.tokenizer.history_len, stages, cfg.n_stages, layout=policy.tokenizer.layout())
+    fuse, fusion_forward, state_token = policy.fuse, policy.fusion.forward, policy.state_token
+    heads: list[torch.Tensor] = []
+
+    def mean_tokens(tokens):
+        return {k: v.mean((0, 1), keepdim=True).expand_as(v) for k, v in tokens.items()}
+
+    def recording_fusion(query, feats, token_keep=None, generator=None):
+        u, att = fusion_forward(query, feats, token_keep, generator)
+        heads.append(att.detach())
+        return u, att
+
+    def query_only(tokens, cond, hist, modality_keep, batch):      # contents constant, query real
+        real = tokens
+        policy.state_token = lambda _t, c, h: state_token(real, c, h)
+        try:
+            return fuse(mean_tokens(tokens), cond, hist, modality_keep, batch)
+        finally:
+            policy.state_token = state_token
+
+    def contents_only(tokens, cond, hist, modality_keep, batch):   # query from mean tokens, contents real
+        policy.state_token = lambda _t, c, h: state_token(mean_tokens(tokens), c, h)
+        try:
+            return fuse(tokens, cond, hist, modality_keep, batch)
+        finally:
+            policy.state_token = state_token
+
+    out: dict = {}
+    for name, f in (("full", fuse), ("query only", query_only), ("contents only", contents_only)):
+        policy.fuse = f
+        policy.fusion.forward = recording_fusion if name == "full" else fusion_forward
+        ok, st, _ = correct_per_sample(policy, ds, batch=64)
+        out[name] = [float(ok[st == s].mean()) for s in range(cfg.n_stages)]
+    policy.fuse, policy.fusion.forward = fuse, fusion_forward
+    att = torch.cat(heads).numpy()                                      # (N, heads, M*T)
+    m = len(policy.modalities)
+    mass = att.reshape(att.shape[0], att.shape[1], m, -1).sum(-1)       # (N, heads, M)
+    out["modalities"] = [k.rsplit(".", 1)[-1] for k in policy.modalities]
+    out["mass_per_head"] = [mass[st == s].mean(0).round(3).tolist() for s in range(cfg.n_stages)]
+    out["mass"] = [mass[st == s].mean((0, 1)).round(3).tolist() for s in range(cfg.n_stages)]
+    out["max_weight"] = float(att.max(-1).mean())
+    return out
+
+
 def plot_ablation(res: dict, path: Path) -> None:
     """Bars: drop of held-out accuracy per stage when a modality is removed (mean over seeds)."""
     import matplotlib
@@ -118,7 +174,7 @@ class OracleGate:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("probe", "oracle", "ablate"))
+    p.add_argument("what", choices=("probe", "oracle", "ablate", "route"))
     p.add_argument("--out", required=True, help="experiment directory")
     p.add_argument("--methods", nargs="+", default=["msbot"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -147,6 +203,16 @@ def main() -> int:
                   + "; ".join(f"{k}: " + " / ".join(f"{a:.3f}" for a in v) for k, v in r.items()), flush=True)
         atomic_write_text(out / "diagnose" / "ablate.json", json.dumps(res, indent=1))
         plot_ablation(res, out / "msbot_ablation.png")
+        return 0
+    if args.what == "route":
+        res = {}
+        for s in args.seeds:
+            r = res[f"msbot_s{s}"] = route(out / "runs" / f"msbot_s{s}", out / "heldout.hdf5")
+            print(f"msbot seed {s}: held-out accuracy per stage " + "; ".join(
+                f"{k}: " + " / ".join(f"{a:.3f}" for a in r[k]) for k in ("full", "query only", "contents only"))
+                + f"; attention mass per stage (heads averaged, {'/'.join(r['modalities'])}) {r['mass']}"
+                + f"; per head {r['mass_per_head']}; mean max weight {r['max_weight']:.2f}", flush=True)
+        atomic_write_text(out / "diagnose" / "route.json", json.dumps(res, indent=1))
         return 0
     for m in args.methods:
         for s in args.seeds:

@@ -68,6 +68,17 @@ class ExperimentConfig:
     nuisance: float = 0.0
     overrides: list = field(default_factory=lambda: ["policy.tokenizer.channels=16"])
 
+    def __post_init__(self) -> None:
+        # checked before any training: a typo (or an override swallowed by --conditions) would
+        # otherwise surface only after the first run had trained
+        for what, names, known in (("method", self.methods, METHODS), ("condition", self.conditions, CONDITIONS)):
+            bad = [n for n in names if n not in known]
+            if bad:
+                raise ConfigError(f"unknown {what} {bad[0]!r} (known: {', '.join(known)}); "
+                                  "put policy overrides before the options or after '--'")
+        if not 0.0 <= self.nuisance <= 1.0:
+            raise ConfigError(f"nuisance must be in [0, 1], got {self.nuisance}")
+
 
 def env_kwargs_for(policy: Policy) -> dict[str, Any]:
     """Env settings matching what the policy was trained on (image size, audio chunk, taxels)."""

@@ -204,3 +204,17 @@ def test_experiment_refuses_to_resume_demos_recorded_at_another_nuisance(tmp_pat
     _check_recorded_nuisance(tmp_path, 0.3)
     with pytest.raises(ConfigError, match="nuisance=0.3"):
         _check_recorded_nuisance(tmp_path, 0.0)
+
+
+def test_experiment_config_refuses_unknown_methods_and_conditions_before_training():
+    """`--conditions clean policy.blur_p=0.75` once swallowed the override as a condition and failed only
+    after a training run; now the config names the bad entry at construction."""
+    from policies.msbot.experiment import ExperimentConfig
+    from policystack.config import ConfigError
+    with pytest.raises(ConfigError, match="unknown condition 'policy.blur_p=0.75'"):
+        ExperimentConfig(conditions=["clean", "policy.blur_p=0.75"])
+    with pytest.raises(ConfigError, match="unknown method 'msbott'"):
+        ExperimentConfig(methods=["msbott"])
+    with pytest.raises(ConfigError, match="nuisance"):
+        ExperimentConfig(nuisance=1.5)
+    assert ExperimentConfig(methods=["msbot", "concat"], conditions=["clean", "all"]).conditions == ["clean", "all"]
