@@ -49,14 +49,20 @@ def probe(run: Path, demos: Path, n_demos: int) -> dict:
     return {"acc": float(ok.mean()), "acc_per_stage": [float(ok[st == s].mean()) for s in range(3)]}
 
 
-def ablate(run: Path, demos: Path) -> dict:
-    """Held-out open-loop accuracy per stage with each modality masked out of the attention (keys)."""
+def _policy_and_heldout(run: Path, demos: Path):
+    """The run's policy (eval mode) and the held-out demos as its dataset."""
     policy = load_policy(run)
     policy.eval()
     episodes, stages = load_hdf5(demos)
     cfg = policy.config
     ds = MSBotDataset(episodes, list(cfg.input_spec.keys()), cfg.n_obs_steps, policy.codec.primitives.numpy(),
                       cfg.tokenizer.history_len, stages, cfg.n_stages, layout=policy.tokenizer.layout())
+    return policy, ds
+
+
+def ablate(run: Path, demos: Path) -> dict:
+    """Held-out open-loop accuracy per stage with each modality masked out of the attention (keys)."""
+    policy, ds = _policy_and_heldout(run, demos)
     fuse = policy.fuse
     out = {}
     runs = [(None, False)] + [(k, full) for full in (False, True) for k in policy.modalities]
@@ -77,12 +83,8 @@ def ablate(run: Path, demos: Path) -> dict:
 
 def route(run: Path, demos: Path) -> dict:
     """Which path carries each stage's decision: the query (state token) or the attended token contents."""
-    policy = load_policy(run)
-    policy.eval()
-    episodes, stages = load_hdf5(demos)
+    policy, ds = _policy_and_heldout(run, demos)
     cfg = policy.config
-    ds = MSBotDataset(episodes, list(cfg.input_spec.keys()), cfg.n_obs_steps, policy.codec.primitives.numpy(),
-                      cfg.tokenizer.history_len, stages, cfg.n_stages, layout=policy.tokenizer.layout())
     fuse, fusion_forward, state_token = policy.fuse, policy.fusion.forward, policy.state_token
     heads: list[torch.Tensor] = []
 
