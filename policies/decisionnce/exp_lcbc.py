@@ -113,8 +113,32 @@ def main(argv=None) -> int:
     return 0
 
 
+def paired_sign_test(diffs) -> float:
+    """Exact one-sided sign-flip permutation p-value of mean(diffs) > 0 (paired seeds; ties count)."""
+    d = np.asarray(diffs, float)
+    if d.size == 0 or d.size > 20:
+        raise ValueError(f"paired_sign_test takes 1-20 paired differences, got {d.size}")
+    signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * d.size)).reshape(d.size, -1).T   # all 2^n sign patterns
+    return float(np.mean((signs * np.abs(d)).mean(1) >= d.mean() - 1e-12))
+
+
+def paired_summary(rows) -> str:
+    """DecisionNCE-T minus random init, paired by seed: success and held-out MSE."""
+    by = {(r["encoder"], r["seed"]): r for r in rows}
+    seeds = sorted(s for k, s in by if k == "decisionnce_T" and ("random_init", s) in by)
+    if not seeds:
+        return ""
+    ds = [by["decisionnce_T", s]["success"] - by["random_init", s]["success"] for s in seeds]
+    dm = [by["random_init", s]["heldout_mse"] - by["decisionnce_T", s]["heldout_mse"] for s in seeds]
+    w, t = sum(d > 1e-9 for d in ds), sum(abs(d) <= 1e-9 for d in ds)
+    return (f"Paired by seed ({len(seeds)} seeds): success difference {np.mean(ds):+.3f} "
+            f"({', '.join(f'{d:+.2f}' for d in ds)}; {w} wins, {t} ties, {len(ds) - w - t} losses; "
+            f"sign-flip p = {paired_sign_test(ds):.3f}); held-out MSE lower by {np.mean(dm):.3f} "
+            f"in {sum(d > 0 for d in dm)} of {len(dm)} seeds (p = {paired_sign_test(dm):.3f}).")
+
+
 def markdown(rows, tasks) -> str:
-    out = ["| encoder (frozen) | success mean ± std (3 seeds) | per-seed | held-out action MSE |" +
+    out = ["| encoder (frozen) | success mean ± std over seeds | per-seed | held-out action MSE |" +
            "".join(f" {t.replace('-v3', '')} |" for t in tasks), "|---|---|---|---|" + "---|" * len(tasks)]
     for kind in ("decisionnce_T", "random_init"):
         rs = [r for r in rows if r["encoder"] == kind]
@@ -124,7 +148,7 @@ def markdown(rows, tasks) -> str:
         out.append(f"| {kind} | {np.mean(s):.3f} ± {np.std(s):.3f} | {', '.join(f'{x:.2f}' for x in s)} | "
                    f"{np.mean([r['heldout_mse'] for r in rs]):.3f} |" +
                    "".join(f" {np.mean([r['per_task'][t] for r in rs]):.2f} |" for t in tasks))
-    return "\n".join(out)
+    return "\n".join(out) + "\n\n" + paired_summary(rows)
 
 
 def plot(rows, tasks, path: Path) -> None:
