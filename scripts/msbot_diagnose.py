@@ -7,6 +7,10 @@
     ablate  (MS-Bot) open-loop accuracy per stage on the held-out demos with one modality's tokens removed
             from the fusion attention, and also from the state token (its tokens -> their batch mean):
             which sense does each stage actually use (vs. attention mass)?
+    swap    (MS-Bot) the held-out demos re-recorded with a distractor (same trajectories: a distractor
+            that only changes what a sense records, e.g. ``color``): accuracy per stage clean, distracted,
+            and distracted with the state token (query, gate) or the attended contents taken from the
+            clean recording: through which path does the corrupted sense cause the errors?
     route   (MS-Bot) open-loop accuracy per stage when the decision can only travel through the query (every
             key/value token -> its batch mean, the state token built from the real tokens) or only through
             the attended contents (the state token built from batch-mean tokens); and the attention mass
@@ -128,6 +132,44 @@ def route(run: Path, demos: Path) -> dict:
     return out
 
 
+def swap(run: Path, clean: Path, distracted: Path, batch: int = 64) -> dict:
+    """Accuracy per stage when the state token or the attended contents come from the clean recording
+    of the same held-out trajectories while the rest sees the distracted one."""
+    policy, ds_clean = _policy_and_heldout(run, clean)
+    _, ds_dist = _policy_and_heldout(run, distracted)
+    if len(ds_clean) != len(ds_dist):
+        raise ValueError(f"{clean} and {distracted} do not hold the same trajectories "
+                         f"({len(ds_clean)} vs {len(ds_dist)} samples)")
+    fuse, state_token = policy.fuse, policy.state_token
+    n_stages = policy.config.n_stages
+    res: dict[str, list] = {k: [] for k in ("clean", "distracted", "query clean", "contents clean")}
+    stages = []
+    with torch.no_grad():
+        for i in range(0, len(ds_clean), batch):
+            idx = np.arange(i, min(len(ds_clean), i + batch))
+            bc, bd = ds_clean.get_batch(idx), ds_dist.get_batch(idx)
+            if not torch.equal(policy.targets(bc), policy.targets(bd)):
+                raise ValueError("the two recordings' actions differ: the distractor changed the trajectories")
+            tok_c = policy._encode(bc, None)[0]
+            for name, b, query_tokens, content_tokens in (("clean", bc, None, None), ("distracted", bd, None, None),
+                                                          ("query clean", bd, tok_c, None),
+                                                          ("contents clean", bd, None, tok_c)):
+                def spliced(tokens, cond, hist, modality_keep, batch_, qt=query_tokens, ct=content_tokens):
+                    real = tokens
+                    policy.state_token = lambda _t, c, h: state_token(qt if qt is not None else real, c, h)
+                    try:
+                        return fuse(ct if ct is not None else tokens, cond, hist, modality_keep, batch_)
+                    finally:
+                        policy.state_token = state_token
+                policy.fuse = spliced
+                logits, _ = policy.action_logits(b)
+                policy.fuse = fuse
+                res[name].append((logits.argmax(-1) == policy.targets(b)).numpy())
+            stages.append(bc["stage"].numpy())
+    st = np.concatenate(stages)
+    return {k: [float(np.concatenate(v)[st == s].mean()) for s in range(n_stages)] for k, v in res.items()}
+
+
 def plot_ablation(res: dict, path: Path) -> None:
     """Bars: drop of held-out accuracy per stage when a modality is removed (mean over seeds)."""
     import matplotlib
@@ -176,7 +218,8 @@ class OracleGate:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("probe", "oracle", "ablate", "route"))
+    p.add_argument("what", choices=("probe", "oracle", "ablate", "route", "swap"))
+    p.add_argument("--distracted", default=None, help="swap: held-out demos re-recorded with a distractor")
     p.add_argument("--out", required=True, help="experiment directory")
     p.add_argument("--methods", nargs="+", default=["msbot"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -205,6 +248,16 @@ def main() -> int:
                   + "; ".join(f"{k}: " + " / ".join(f"{a:.3f}" for a in v) for k, v in r.items()), flush=True)
         atomic_write_text(out / "diagnose" / "ablate.json", json.dumps(res, indent=1))
         plot_ablation(res, out / "msbot_ablation.png")
+        return 0
+    if args.what == "swap":
+        if not args.distracted:
+            p.error("swap needs --distracted (held-out demos re-recorded with a distractor)")
+        res = {}
+        for s in args.seeds:
+            r = res[f"msbot_s{s}"] = swap(out / "runs" / f"msbot_s{s}", out / "heldout.hdf5", Path(args.distracted))
+            print(f"msbot seed {s}: held-out accuracy per stage " + "; ".join(
+                f"{k}: " + " / ".join(f"{a:.3f}" for a in v) for k, v in r.items()), flush=True)
+        atomic_write_text(out / "diagnose" / f"swap_{Path(args.distracted).stem}.json", json.dumps(res, indent=1))
         return 0
     if args.what == "route":
         res = {}
