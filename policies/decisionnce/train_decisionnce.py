@@ -41,8 +41,9 @@ def param_groups(model: nn.Module, weight_decay: float, lr: float, special: dict
             continue
         decay = not (p.ndim <= 1 or name.endswith(".bias"))
         groups.setdefault((decay, special.get(id(p), lr)), []).append(p)
-    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr": glr, "base_lr": glr}
-            for (decay, glr), ps in groups.items()]
+    # decay groups first, as before per-group rates existed, so older optimiser states still load
+    return [{"params": groups[key], "weight_decay": weight_decay if key[0] else 0.0, "lr": key[1], "base_lr": key[1]}
+            for key in sorted(groups, key=lambda k: (not k[0], k[1] != lr))]
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -94,6 +95,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
         loaded = DualEncoder.load(last / "encoder")
         enc.load_state_dict(loaded.state_dict())
         opt.load_state_dict(state["optimizer"])
+        for g in opt.param_groups:      # states saved before per-group rates: one rate, cfg.lr
+            g.setdefault("base_lr", cfg.lr)
         step, epoch, history = state["step"], state["epoch"], state["history"]
         ds.rng = np.random.default_rng([cfg.seed * 1000 + rank, step])
         log.info("resumed from %s at step %d", last, step)

@@ -91,6 +91,24 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
         pretrain(dataclasses.replace(cfg, out_dir=str(tmp_path / "other")), resume=True)
 
 
+def test_resume_accepts_an_optimiser_state_saved_before_per_group_learning_rates(tmp_path):
+    """Checkpoints written before ``base_lr`` existed (two groups, decay first) resume, warm-up included."""
+    import dataclasses
+    data = write_groups(synthetic_world(4, 2, T=8), tmp_path / "data")
+    cfg = _cfg(tmp_path, data, batch_size=4, steps=2, log_every=1, warmup_steps=10)
+    pretrain(cfg)
+    path = tmp_path / "run/checkpoints/last/train_state.pt"
+    state = torch.load(path, weights_only=False)
+    assert [g["weight_decay"] for g in state["optimizer"]["param_groups"]] == [cfg.weight_decay, 0.0]
+    for g in state["optimizer"]["param_groups"]:
+        del g["base_lr"]
+    torch.save(state, path)
+    pretrain(dataclasses.replace(cfg, steps=4), resume=True)
+    state = torch.load(path, weights_only=False)
+    assert state["step"] == 4
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == pytest.approx([cfg.lr * 4 / 10] * 2)
+
+
 def test_torchrun_ddp_two_processes_gloo(tmp_path):
     data = write_groups(synthetic_world(8, 2, T=8), tmp_path / "data")
     cfg = _cfg(tmp_path, data, batch_size=4, steps=3, log_every=1)
