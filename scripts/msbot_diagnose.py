@@ -85,11 +85,26 @@ def ablate(run: Path, demos: Path) -> dict:
     return out
 
 
+def _spliced_fuse(policy, query=None, contents=None):
+    """``policy.fuse`` with the state token (query, gate) built from ``query(tokens)`` and the attention
+    over ``contents(tokens)``; either left out uses the real tokens."""
+    fuse, state_token = policy.fuse, policy.state_token
+
+    def spliced(tokens, cond, hist, modality_keep, batch):
+        q = query(tokens) if query else tokens
+        policy.state_token = lambda _t, c, h: state_token(q, c, h)
+        try:
+            return fuse(contents(tokens) if contents else tokens, cond, hist, modality_keep, batch)
+        finally:
+            policy.state_token = state_token
+    return spliced
+
+
 def route(run: Path, demos: Path) -> dict:
     """Which path carries each stage's decision: the query (state token) or the attended token contents."""
     policy, ds = _policy_and_heldout(run, demos)
     cfg = policy.config
-    fuse, fusion_forward, state_token = policy.fuse, policy.fusion.forward, policy.state_token
+    fuse, fusion_forward = policy.fuse, policy.fusion.forward
     heads: list[torch.Tensor] = []
 
     def mean_tokens(tokens):
@@ -100,20 +115,8 @@ def route(run: Path, demos: Path) -> dict:
         heads.append(att.detach())
         return u, att
 
-    def query_only(tokens, cond, hist, modality_keep, batch):      # contents constant, query real
-        real = tokens
-        policy.state_token = lambda _t, c, h: state_token(real, c, h)
-        try:
-            return fuse(mean_tokens(tokens), cond, hist, modality_keep, batch)
-        finally:
-            policy.state_token = state_token
-
-    def contents_only(tokens, cond, hist, modality_keep, batch):   # query from mean tokens, contents real
-        policy.state_token = lambda _t, c, h: state_token(mean_tokens(tokens), c, h)
-        try:
-            return fuse(tokens, cond, hist, modality_keep, batch)
-        finally:
-            policy.state_token = state_token
+    query_only = _spliced_fuse(policy, contents=mean_tokens)       # contents constant, query real
+    contents_only = _spliced_fuse(policy, query=mean_tokens)       # query from mean tokens, contents real
 
     out: dict = {}
     for name, f in (("full", fuse), ("query only", query_only), ("contents only", contents_only)):
@@ -140,31 +143,26 @@ def swap(run: Path, clean: Path, distracted: Path, batch: int = 64) -> dict:
     if len(ds_clean) != len(ds_dist):
         raise ValueError(f"{clean} and {distracted} do not hold the same trajectories "
                          f"({len(ds_clean)} vs {len(ds_dist)} samples)")
-    fuse, state_token = policy.fuse, policy.state_token
-    n_stages = policy.config.n_stages
+    fuse, n_stages = policy.fuse, policy.config.n_stages
     res: dict[str, list] = {k: [] for k in ("clean", "distracted", "query clean", "contents clean")}
     stages = []
     with torch.no_grad():
         for i in range(0, len(ds_clean), batch):
             idx = np.arange(i, min(len(ds_clean), i + batch))
             bc, bd = ds_clean.get_batch(idx), ds_dist.get_batch(idx)
-            if not torch.equal(policy.targets(bc), policy.targets(bd)):
+            target = policy.targets(bc)
+            if not torch.equal(target, policy.targets(bd)):
                 raise ValueError("the two recordings' actions differ: the distractor changed the trajectories")
             tok_c = policy._encode(bc, None)[0]
-            for name, b, query_tokens, content_tokens in (("clean", bc, None, None), ("distracted", bd, None, None),
-                                                          ("query clean", bd, tok_c, None),
-                                                          ("contents clean", bd, None, tok_c)):
-                def spliced(tokens, cond, hist, modality_keep, batch_, qt=query_tokens, ct=content_tokens):
-                    real = tokens
-                    policy.state_token = lambda _t, c, h: state_token(qt if qt is not None else real, c, h)
-                    try:
-                        return fuse(ct if ct is not None else tokens, cond, hist, modality_keep, batch_)
-                    finally:
-                        policy.state_token = state_token
-                policy.fuse = spliced
-                logits, _ = policy.action_logits(b)
-                policy.fuse = fuse
-                res[name].append((logits.argmax(-1) == policy.targets(b)).numpy())
+            for name, b, f in (("clean", bc, fuse), ("distracted", bd, fuse),
+                               ("query clean", bd, _spliced_fuse(policy, query=lambda _t: tok_c)),
+                               ("contents clean", bd, _spliced_fuse(policy, contents=lambda _t: tok_c))):
+                policy.fuse = f
+                try:
+                    logits, _ = policy.action_logits(b)
+                finally:
+                    policy.fuse = fuse
+                res[name].append((logits.argmax(-1) == target).numpy())
             stages.append(bc["stage"].numpy())
     st = np.concatenate(stages)
     return {k: [float(np.concatenate(v)[st == s].mean()) for s in range(n_stages)] for k, v in res.items()}

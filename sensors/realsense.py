@@ -45,7 +45,9 @@ class RealSenseConfig(SensorConfig):
     fps: int = 30
     depth: bool = True  # also stream depth (observation.depth.<name>, metres)
     align: bool = True  # align depth to the colour camera (same H x W, colour intrinsics)
-    real_time: bool = True  # recordings: replay at the recorded timing (False: paced by the driver)
+    # recordings: replay at the recorded timing (False: paced by the driver; librealsense starts playing
+    # inside pipeline.start(), so the first 0-3 frames may be gone before the reader starts)
+    real_time: bool = True
     pace: bool = True  # recordings with real_time=False: pace at the stream's fps (False: as fast as consumed)
     repeat: bool = True  # recordings: loop at the end
     frame_timeout: float = 1.0  # wait for one frameset (s); longer counts as a failed read
