@@ -63,7 +63,9 @@ class DualEncoder(nn.Module):
 
     def _minilm_features(self, texts: Sequence[str]) -> torch.Tensor:
         if self.cfg.minilm_finetune:
-            feats = self.text_model.preprocess(list(texts))
+            # sentence-transformers renamed tokenize -> preprocess (6.x); the package is not pinned
+            prep = getattr(self.text_model, "preprocess", None) or self.text_model.tokenize
+            feats = prep(list(texts))
             feats = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in feats.items()}
             return self.text_model(feats)["sentence_embedding"]
         new = sorted({t for t in texts if t not in self._minilm_cache})
