@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from policies.common.stats import paired_record
+
 TASKS = ("door-close-v3", "reach-wall-v3", "button-press-wall-v3", "handle-pull-v3", "plate-slide-back-v3")
 
 
@@ -113,28 +115,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def paired_sign_test(diffs) -> float:
-    """Exact one-sided sign-flip permutation p-value of mean(diffs) > 0 (paired seeds; ties count)."""
-    d = np.asarray(diffs, float)
-    if d.size == 0 or d.size > 20:
-        raise ValueError(f"paired_sign_test takes 1-20 paired differences, got {d.size}")
-    signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * d.size)).reshape(d.size, -1).T   # all 2^n sign patterns
-    return float(np.mean((signs * np.abs(d)).mean(1) >= d.mean() - 1e-12))
-
-
 def paired_summary(rows) -> str:
     """DecisionNCE-T minus random init, paired by seed: success and held-out MSE."""
-    by = {(r["encoder"], r["seed"]): r for r in rows}
-    seeds = sorted(s for k, s in by if k == "decisionnce_T" and ("random_init", s) in by)
-    if not seeds:
+    by = {kind: {r["seed"]: r for r in rows if r["encoder"] == kind} for kind in ("decisionnce_T", "random_init")}
+    succ = paired_record(*({s: r["success"] for s, r in by[k].items()} for k in ("decisionnce_T", "random_init")))
+    if succ is None:
         return ""
-    ds = [by["decisionnce_T", s]["success"] - by["random_init", s]["success"] for s in seeds]
-    dm = [by["random_init", s]["heldout_mse"] - by["decisionnce_T", s]["heldout_mse"] for s in seeds]
-    w, t = sum(d > 1e-9 for d in ds), sum(abs(d) <= 1e-9 for d in ds)
-    return (f"Paired by seed ({len(seeds)} seeds): success difference {np.mean(ds):+.3f} "
-            f"({', '.join(f'{d:+.2f}' for d in ds)}; {w} wins, {t} ties, {len(ds) - w - t} losses; "
-            f"sign-flip p = {paired_sign_test(ds):.3f}); held-out MSE lower by {np.mean(dm):.3f} "
-            f"in {sum(d > 0 for d in dm)} of {len(dm)} seeds (p = {paired_sign_test(dm):.3f}).")
+    # lower MSE is better: random minus pretrained
+    mse = paired_record(*({s: r["heldout_mse"] for s, r in by[k].items()} for k in ("random_init", "decisionnce_T")))
+    return (f"Paired by seed ({len(succ['seeds'])} seeds): success difference {succ['mean']:+.3f} "
+            f"({', '.join(f'{d:+.2f}' for d in succ['diffs'])}; {succ['wins']} wins, {succ['ties']} ties, "
+            f"{succ['losses']} losses; sign-flip p = {succ['p']:.3f}); held-out MSE lower by {mse['mean']:.3f} "
+            f"in {sum(d > 0 for d in mse['diffs'])} of {len(mse['diffs'])} seeds (p = {mse['p']:.3f}).")
 
 
 def markdown(rows, tasks) -> str:

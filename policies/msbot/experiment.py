@@ -26,11 +26,15 @@ import torch
 from policystack.checkpoint import atomic_write_text
 from policystack.config import ConfigError, apply_overrides
 from policies.base import Policy, load_policy
+from policies.common.stats import paired_record
 
 log = logging.getLogger(__name__)
 
 CONDITIONS: dict[str, dict[str, Any]] = {
     "clean": {},
+    # the paper's Table 3 tests recolouring ("Color") and clutter ("Mess") separately; "visual" is both
+    "color": {"visual_distractor": "color"},
+    "mess": {"visual_distractor": "mess"},
     "visual": {"visual_distractor": "both"},
     "audio": {"audio_distractor": "noise"},
     "tactile": {"tactile_distractor": "noise"},
@@ -325,10 +329,37 @@ def summarize(out: str | Path) -> dict[str, Any]:
     for m, d in table.items():
         cells = [f"{100 * np.mean(d[c]):.1f} ± {100 * np.std(d[c]):.1f}" if c in d else "–" for c in conds]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    summary["paired_vs_msbot"] = _paired_vs_msbot(evals, conds)
+    if summary["paired_vs_msbot"]:
+        lines += ["", "MS-Bot minus each method, success points paired by seed (wins/ties/losses, one-sided "
+                  "sign-flip p of MS-Bot ahead):", "",
+                  "| msbot minus | " + " | ".join(conds) + " |", "|---|" + "---|" * len(conds)]
+        for m, d in summary["paired_vs_msbot"].items():
+            cells = [f"{100 * d[c]['mean']:+.1f} ({d[c]['wins']}/{d[c]['ties']}/{d[c]['losses']}, "
+                     f"p {d[c]['p']:.2f})" if c in d else "–" for c in conds]
+            lines.append(f"| {m} ({len(next(iter(d.values()))['seeds'])} seeds) | " + " | ".join(cells) + " |")
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     plot_summary(summary, out)
     return summary
+
+
+def _paired_vs_msbot(evals: list[dict], conds: list[str]) -> dict[str, dict[str, dict]]:
+    """MS-Bot minus every other method per condition, over the seeds both were evaluated on."""
+    by_seed: dict[str, dict[str, dict[int, float]]] = {}
+    for e in evals:
+        by_seed.setdefault(e["method"], {}).setdefault(e["condition"], {})[e["seed"]] = e["success_rate"]
+    if "msbot" not in by_seed:
+        return {}
+    out: dict[str, dict[str, dict]] = {}
+    for m in by_seed:
+        if m == "msbot":
+            continue
+        for c in conds:
+            rec = paired_record(by_seed["msbot"].get(c, {}), by_seed[m].get(c, {}))
+            if rec is not None:
+                out.setdefault(m, {})[c] = rec
+    return out
 
 
 def plot_summary(summary: dict, out: Path) -> None:

@@ -101,3 +101,20 @@ def test_sim_demos_train_and_rollout(tmp_path):
     cfg2 = apply_overrides(cfg, ["resume=true"])
     train(cfg2, progress=False)
     assert (run / "metrics.jsonl").read_text().count("\n") == 2
+
+
+def test_summary_pairs_msbot_with_each_method_on_shared_seeds():
+    from policies.msbot.experiment import _paired_vs_msbot
+
+    def ev(m, s, c, v):
+        return {"method": m, "seed": s, "condition": c, "success_rate": v}
+    evals = [ev("msbot", 0, "clean", 1.0), ev("msbot", 1, "clean", 0.5), ev("msbot", 2, "clean", 0.9),
+             ev("concat", 0, "clean", 0.8), ev("concat", 1, "clean", 0.6), ev("concat", 3, "clean", 0.0),
+             ev("msbot", 0, "audio", 0.4), ev("mulsa", 0, "audio", 0.4)]
+    paired = _paired_vs_msbot(evals, ["clean", "audio"])
+    assert set(paired) == {"concat", "mulsa"} and set(paired["concat"]) == {"clean"}
+    rec = paired["concat"]["clean"]
+    assert rec["seeds"] == [0, 1] and rec["diffs"] == pytest.approx([0.2, -0.1])   # seeds 2, 3 unpaired
+    assert (rec["wins"], rec["ties"], rec["losses"]) == (1, 0, 1)
+    assert paired["mulsa"]["audio"]["ties"] == 1
+    assert _paired_vs_msbot([ev("concat", 0, "clean", 1.0)], ["clean"]) == {}
