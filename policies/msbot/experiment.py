@@ -40,6 +40,7 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "tactile": {"tactile_distractor": "noise"},
     "all": {"visual_distractor": "both", "audio_distractor": "noise", "tactile_distractor": "noise"},
 }
+CHECKPOINTS = ("last", "best_acc", "best_loss")
 METHODS: dict[str, list[str]] = {
     "msbot": ["policy.type=msbot"],
     "concat": ["policy.type=concat_fusion", "policy.fusion=concat"],
@@ -71,6 +72,10 @@ class ExperimentConfig:
     # ``nuisance``); 0 = the noiseless sim of sessions 1-5. Distractors are applied on top of it.
     nuisance: float = 0.0
     overrides: list = field(default_factory=lambda: ["policy.tokenizer.channels=16"])
+    # which checkpoint is evaluated: last (sessions 1-7) or, as the reference deploys, the epoch with the
+    # best accuracy (best_acc) or CE (best_loss) on 20 validation demos (init_seed 2, disjoint from the
+    # training demos and from the evaluation's init states)
+    checkpoint: str = "last"
 
     def __post_init__(self) -> None:
         # checked before any training: a typo (or an override swallowed by --conditions) would
@@ -82,6 +87,8 @@ class ExperimentConfig:
                                   "put policy overrides before the options or after '--'")
         if not 0.0 <= self.nuisance <= 1.0:
             raise ConfigError(f"nuisance must be in [0, 1], got {self.nuisance}")
+        if self.checkpoint not in CHECKPOINTS:
+            raise ConfigError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
 
 
 def env_kwargs_for(policy: Policy) -> dict[str, Any]:
@@ -196,19 +203,24 @@ def attention_by_stage(steps: list[dict], n_stages: int = 3, successful_only: bo
 
 
 def _train_run(cfg: ExperimentConfig, method: str, seed: int, demos: Path, out: Path) -> Path:
+    """Train (or resume) one run; returns the checkpoint the experiment evaluates."""
     from policies.msbot.train_msbot import MSBotTrainConfig, train
 
     run = out / "runs" / f"{method}_s{seed}"
     done = run / "DONE"
-    if done.exists():
-        return run
-    tcfg = apply_overrides(MSBotTrainConfig(), METHODS[method] + [
-        f"dataset={demos}", f"output_dir={run}", f"seed={seed}", f"epochs={cfg.epochs}",
-        f"max_episodes={cfg.n_demos}", "policy.tokenizer.audio_stream=true"] + list(cfg.overrides)
-        + (["resume=true"] if (run / "checkpoints" / "last").exists() else []))
-    train(tcfg, progress=False)
-    atomic_write_text(done, "ok\n")
-    return run
+    if not done.exists():
+        val = [f"val_dataset={out / 'val.hdf5'}"] if cfg.checkpoint != "last" else []
+        tcfg = apply_overrides(MSBotTrainConfig(), METHODS[method] + [
+            f"dataset={demos}", f"output_dir={run}", f"seed={seed}", f"epochs={cfg.epochs}",
+            f"max_episodes={cfg.n_demos}", "policy.tokenizer.audio_stream=true"] + val + list(cfg.overrides)
+            + (["resume=true"] if (run / "checkpoints" / "last").exists() else []))
+        train(tcfg, progress=False)
+        atomic_write_text(done, "ok\n")
+    ckpt = run / "checkpoints" / cfg.checkpoint / "pretrained"
+    if not ckpt.exists():
+        raise ConfigError(f"{run} has no {cfg.checkpoint} checkpoint (trained without validation demos); "
+                          "use --checkpoint last or another --out")
+    return ckpt
 
 
 def _check_recorded_nuisance(out: Path, nuisance: float) -> None:
@@ -242,6 +254,9 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     if not (out / "heldout.DONE").exists():
         generate_demos(heldout, 20, init_seed=0, env_kwargs=env_kwargs, progress=False)
         atomic_write_text(out / "heldout.DONE", "ok\n")
+    if cfg.checkpoint != "last" and not (out / "val.DONE").exists():
+        generate_demos(out / "val.hdf5", 20, init_seed=2, env_kwargs=env_kwargs, progress=False)
+        atomic_write_text(out / "val.DONE", "ok\n")
     for method in cfg.methods:
         for seed in cfg.seeds:
             run = _train_run(cfg, method, seed, demos, out)
@@ -250,16 +265,20 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             if not ol_path.exists():
                 policy = load_policy(run)
                 res = open_loop(policy, heldout)
-                res.update(method=method, seed=seed)
+                res.update(method=method, seed=seed, checkpoint=cfg.checkpoint)
                 ol_path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(ol_path, json.dumps(res))
             for cond in cfg.conditions:
                 path = out / "evals" / f"{method}_s{seed}_{cond}.json"
                 if path.exists():
+                    had = json.loads(path.read_text()).get("checkpoint", "last")
+                    if had != cfg.checkpoint:
+                        raise ConfigError(f"{path} evaluated the {had} checkpoint, not {cfg.checkpoint}; "
+                                          "use another --out")
                     continue
                 policy = policy or load_policy(run)
                 res = rollout(policy, cfg.n_eval, {**CONDITIONS[cond], "nuisance": cfg.nuisance}, progress=False)
-                res.update(method=method, seed=seed, condition=cond)
+                res.update(method=method, seed=seed, condition=cond, checkpoint=cfg.checkpoint)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(path, json.dumps(res))
                 log.info("%s seed %d %s: success %.2f (%.0f s)", method, seed, cond, res["success_rate"],
@@ -304,7 +323,7 @@ def summarize(out: str | Path) -> dict[str, Any]:
         for r in openloop:
             d = ol.setdefault(r["method"], {})
             for k, v in r.items():
-                if k not in ("method", "seed"):
+                if k not in ("method", "seed", "checkpoint"):
                     d.setdefault(k, []).append(v)
         summary["open_loop_heldout"] = {m: {k: np.mean(v, 0).tolist() for k, v in d.items()} for m, d in ol.items()}
     failures = {}

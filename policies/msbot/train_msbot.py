@@ -59,6 +59,9 @@ class MSBotTrainConfig:
     episode_batches: bool = True
     dedupe_frames: bool = True
     resume: bool = False
+    # held-out episodes (same format as ``dataset``) scored after every epoch, as the reference's
+    # valid(): overall action accuracy and CE; checkpoints/best_acc and best_loss keep the best epochs
+    val_dataset: str = ""
 
     def __post_init__(self) -> None:
         if self.dataset_format not in FORMATS:
@@ -115,6 +118,33 @@ def _batches(dataset: MSBotDataset, size: int, by_episode: bool, gen: torch.Gene
     return out
 
 
+def _validate(policy, val: MSBotDataset, batch: int = 128) -> dict[str, float]:
+    """The reference's valid(): eval-mode action accuracy and mean CE over held-out samples."""
+    policy.eval()
+    hits, ce, n = 0, 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(val), batch):
+            b = val.get_batch(np.arange(i, min(len(val), i + batch)))
+            logits, _ = policy.action_logits(b)
+            target = policy.targets(b)
+            hits += int((logits.argmax(-1) == target).sum())
+            ce += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+            n += len(target)
+    policy.train()
+    return {"val_acc": hits / n, "val_ce": ce / n}
+
+
+def _improved(metrics: list[dict]) -> list[str]:
+    """Which best checkpoints the newest epoch replaces (strictly better than every earlier epoch)."""
+    *before, m = metrics
+    out = []
+    if "val_acc" in m and all(m["val_acc"] > b.get("val_acc", -1.0) for b in before):
+        out.append("best_acc")
+    if "val_ce" in m and all(m["val_ce"] < b.get("val_ce", float("inf")) for b in before):
+        out.append("best_loss")
+    return out
+
+
 def _plot(metrics: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -126,7 +156,7 @@ def _plot(metrics: list[dict], path: Path) -> None:
     ax[0].plot(ep, [m["loss"] for m in metrics], label="loss")
     ax[0].plot(ep, [m["ce"] for m in metrics], label="action CE")
     ax[0].set_yscale("log"), ax[0].legend(), ax[0].set_xlabel("epoch")
-    for key in ("acc", "gate_acc"):
+    for key in ("acc", "gate_acc", "val_acc"):
         if any(key in m for m in metrics):
             ax[1].plot([m["epoch"] for m in metrics if key in m], [m[key] for m in metrics if key in m], label=key)
     ax[1].set_ylim(0, 1), ax[1].legend(), ax[1].set_xlabel("epoch")
@@ -159,6 +189,13 @@ def train(cfg: MSBotTrainConfig, progress: bool = True) -> Path:
                            layout=policy.tokenizer.layout() if cfg.dedupe_frames else None,
                            zero_pad_keys=policy.tokenizer.layout()["audio_keys"] if pcfg.tokenizer.audio_stream else (),
                            executed=executed_of(episodes))
+    val = None
+    if cfg.val_dataset:
+        val_eps, val_stages = load_samples(dataclasses.replace(cfg, dataset=cfg.val_dataset, max_episodes=None))
+        features_of(val_eps).check_satisfies(pcfg.input_spec, who=f"{policy.name} policy", source="val_dataset")
+        val = MSBotDataset(val_eps, in_keys, pcfg.n_obs_steps, policy.codec.primitives.numpy(),
+                           pcfg.tokenizer.history_len, val_stages, n_stages,
+                           zero_pad_keys=sorted(dataset.zero_pad), executed=executed_of(val_eps))
     gen = torch.Generator().manual_seed(cfg.seed)
     policy.set_stats(compute_stats(episodes, [k for k in in_keys if episodes[0].obs[k].dtype != np.uint8]))
     _fit_audio_stats(policy, dataset, cfg.audio_stats_samples, gen)
@@ -212,8 +249,12 @@ def train(cfg: MSBotTrainConfig, progress: bool = True) -> Path:
             bar.set_postfix(loss=f"{sums['loss'] / n:.3f}", acc=f"{sums['acc'] / n:.2f}")
         sched.step()
         m = {"epoch": epoch, "time_s": round(time.time() - t0, 1), "lr": optim.param_groups[0]["lr"],
-             **{k: v / max(1, n) for k, v in sums.items()}}
+             **{k: v / max(1, n) for k, v in sums.items()}, **(_validate(policy, val) if val else {})}
         metrics.append(m)
+        for name in _improved(metrics):      # a resumed run recomputes the epoch and saves it again
+            with atomic_directory(out / "checkpoints" / name) as tmp:
+                policy.save_pretrained(tmp / "pretrained")
+                atomic_write_text(tmp / "epoch.txt", f"{epoch}\n")
         log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in m.items() if isinstance(v, float)})
         with atomic_directory(last) as tmp:
             policy.save_pretrained(tmp / "pretrained")

@@ -38,7 +38,8 @@ def add_arguments(p) -> None:
     ev = sub.add_parser("eval", help="closed-loop rollouts on the sim task")
     ev.add_argument("--policy", required=True, help="run dir or pretrained dir")
     ev.add_argument("--episodes", type=int, default=30)
-    ev.add_argument("--condition", default="clean", help="clean | visual | audio | tactile | all")
+    ev.add_argument("--condition", default="clean",
+                    help="clean | color | mess | visual (color + mess) | audio | tactile | all")
     ev.add_argument("--start-index", type=int, default=0)
     ev.add_argument("--nuisance", type=float, default=0.0, help="as the demos the policy was trained on")
     ev.add_argument("--out", default=None, help="write the result JSON here")
@@ -52,6 +53,8 @@ def add_arguments(p) -> None:
     ex.add_argument("--epochs", type=int, default=40)
     ex.add_argument("--nuisance", type=float, default=0.0,
                     help="natural variation of the unneeded senses in demos and evaluations, in [0, 1]")
+    ex.add_argument("--checkpoint", default="last", choices=("last", "best_acc", "best_loss"),
+                    help="checkpoint to evaluate; best_*: chosen on 20 validation demos, as the reference")
     ex.add_argument("overrides", nargs="*", help="extra MSBotTrainConfig overrides for every run")
     su = sub.add_parser("summarize", help="aggregate an experiment directory (table, plots)")
     su.add_argument("--out", required=True)
@@ -101,7 +104,7 @@ def run(args) -> int:
         from policies.msbot.experiment import CONDITIONS, ExperimentConfig, run_experiment
         cfg = ExperimentConfig(out=args.out, methods=args.methods, seeds=args.seeds,
                                conditions=args.conditions or list(CONDITIONS), n_demos=args.n_demos,
-                               n_eval=args.n_eval, epochs=args.epochs, nuisance=args.nuisance,
+                               n_eval=args.n_eval, epochs=args.epochs, nuisance=args.nuisance, checkpoint=args.checkpoint,
                                overrides=ExperimentConfig().overrides + list(args.overrides))
         summary = run_experiment(cfg)
         print((__import__("pathlib").Path(args.out) / "summary.md").read_text())

@@ -118,3 +118,24 @@ def test_summary_pairs_msbot_with_each_method_on_shared_seeds():
     assert (rec["wins"], rec["ties"], rec["losses"]) == (1, 0, 1)
     assert paired["mulsa"]["audio"]["ties"] == 1
     assert _paired_vs_msbot([ev("concat", 0, "clean", 1.0)], ["clean"]) == {}
+
+
+def test_validation_keeps_best_checkpoints_without_changing_training(tmp_path):
+    """The reference's valid() each epoch: accuracy/CE on held-out episodes, best_acc / best_loss
+    checkpoints; scoring must not consume randomness, so the last weights match a run without it."""
+    data = write_synthetic(tmp_path / "train.hdf5", 24, seed=0)
+    val = write_synthetic(tmp_path / "val.hdf5", 8, seed=1)
+    ov = [f"dataset={data}", "epochs=3", "batch_size=64", "policy.n_obs_steps=3", "policy.tokenizer.n_frames=3",
+          "policy.tokenizer.token_dim=16", "policy.n_heads=2", "policy.tokenizer.history_len=20"]
+    plain = train(apply_overrides(MSBotTrainConfig(), ov + [f"output_dir={tmp_path / 'plain'}"]), progress=False)
+    run = train(apply_overrides(MSBotTrainConfig(), ov + [f"output_dir={tmp_path / 'val'}", f"val_dataset={val}"]),
+                progress=False)
+    a, b = load_policy(plain).state_dict(), load_policy(run).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(0.0 <= m["val_acc"] <= 1.0 and m["val_ce"] > 0 for m in metrics)
+    best = max(range(3), key=lambda e: (metrics[e]["val_acc"], -e))          # first epoch reaching the max
+    assert int((run / "checkpoints" / "best_acc" / "epoch.txt").read_text()) == best
+    low = min(range(3), key=lambda e: (metrics[e]["val_ce"], e))
+    assert int((run / "checkpoints" / "best_loss" / "epoch.txt").read_text()) == low
+    assert load_policy(run / "checkpoints" / "best_acc" / "pretrained").codec.n_classes == load_policy(run).codec.n_classes

@@ -1,5 +1,9 @@
 """The multi-sensory peg-in-keyway env: contract, physics-driven senses, stages, distractors, demos."""
 
+import dataclasses
+import json
+
+import h5py
 import numpy as np
 import pytest
 
@@ -217,4 +221,28 @@ def test_experiment_config_refuses_unknown_methods_and_conditions_before_trainin
         ExperimentConfig(methods=["msbott"])
     with pytest.raises(ConfigError, match="nuisance"):
         ExperimentConfig(nuisance=1.5)
+    with pytest.raises(ConfigError, match="checkpoint must be one of"):
+        ExperimentConfig(checkpoint="best")
     assert ExperimentConfig(methods=["msbot", "concat"], conditions=["clean", "all"]).conditions == ["clean", "all"]
+
+
+@pytest.mark.sim
+def test_experiment_evaluates_the_checkpoint_chosen_on_validation_demos(tmp_path):
+    """checkpoint=best_acc: validation demos from their own init states, the best epoch evaluated and
+    recorded; the same directory refuses a later run that would mix in another checkpoint."""
+    from policies.msbot.experiment import ExperimentConfig, run_experiment
+    from policystack.config import ConfigError
+    small = ["policy.tokenizer.channels=4", "policy.tokenizer.token_dim=8", "policy.n_heads=2"]
+    cfg = ExperimentConfig(out=str(tmp_path), methods=["msbot"], seeds=[0], conditions=["clean"], n_demos=2,
+                           n_eval=1, epochs=2, overrides=small, checkpoint="best_acc")
+    summary = run_experiment(cfg)
+    run = tmp_path / "runs" / "msbot_s0"
+    val_acc = [json.loads(x)["val_acc"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert int((run / "checkpoints" / "best_acc" / "epoch.txt").read_text()) == int(np.argmax(val_acc))
+    assert json.loads((tmp_path / "evals" / "msbot_s0_clean.json").read_text())["checkpoint"] == "best_acc"
+    assert summary["success"]["msbot"]["clean"]["n_seeds"] == 1
+    with h5py.File(tmp_path / "val.hdf5") as f, h5py.File(tmp_path / "demos.hdf5") as g:
+        key = "data/demo_0/obs/observation.images.wrist"        # the hole sits elsewhere: other init states
+        assert not np.array_equal(f[key][0], g[key][0])
+    with pytest.raises(ConfigError, match="evaluated the best_acc checkpoint"):
+        run_experiment(dataclasses.replace(cfg, checkpoint="last"))
