@@ -196,6 +196,8 @@ def train(cfg: MSBotTrainConfig, progress: bool = True) -> Path:
         val = MSBotDataset(val_eps, in_keys, pcfg.n_obs_steps, policy.codec.primitives.numpy(),
                            pcfg.tokenizer.history_len, val_stages, n_stages,
                            zero_pad_keys=sorted(dataset.zero_pad), executed=executed_of(val_eps))
+        if len(val) == 0:
+            raise DatasetError(f"val_dataset {cfg.val_dataset} holds no samples")
     gen = torch.Generator().manual_seed(cfg.seed)
     policy.set_stats(compute_stats(episodes, [k for k in in_keys if episodes[0].obs[k].dtype != np.uint8]))
     _fit_audio_stats(policy, dataset, cfg.audio_stats_samples, gen)
