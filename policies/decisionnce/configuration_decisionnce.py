@@ -58,7 +58,7 @@ class PretrainConfig:
     data: tuple[str, ...] = ()               # HDF5 episode files or folders of them
     image_key: str = "observation.images.corner2"
     holdout: tuple[str, ...] = ()            # task names (file stems) or instructions kept out of training
-    episodes_per_task: int | None = None     # use only the first N episodes of each file (rest: evaluation)
+    episodes_per_task: int | None = None     # first N episodes of each instruction (rest: evaluation)
     out_dir: str = "runs/decisionnce"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     init_from: str | None = None             # OpenAI CLIP weights or a DecisionNCE checkpoint (strict)

@@ -40,20 +40,29 @@ def episode_files(paths: Sequence[str | Path]) -> list[Path]:
 
 def load_task_episodes(paths: Sequence[str | Path], keys: Sequence[str], include: Sequence[str] | None = None,
                        exclude: Sequence[str] = (), limit: int | None = None) -> dict[str, list[Episode]]:
-    """Episodes grouped by instruction. ``include``/``exclude`` match a file stem (task name) or instruction."""
+    """Episodes grouped by instruction. ``include``/``exclude`` match a file stem (task name) or instruction.
+
+    ``limit`` keeps the first N episodes of each instruction, so a file holding a whole suite (LIBERO)
+    splits the same way as one file per task (Meta-World). A task is named by its file when the file
+    holds one instruction, else by the instruction itself.
+    """
     out: dict[str, list[Episode]] = {}
     for f in episode_files(paths):
-        eps = read_episodes(f, keys=list(keys), limit=limit)
+        eps = read_episodes(f, keys=list(keys))
+        if any(not ep.task for ep in eps):
+            raise DatasetError(f"{f}: an episode has no instruction ('task' attribute)")
+        single = len({ep.task for ep in eps}) == 1
         for ep in eps:
             names = {f.stem, ep.task}
             if include is not None and not names & set(include):
                 continue
             if names & set(exclude):
                 continue
-            if not ep.task:
-                raise DatasetError(f"{f}: an episode has no instruction ('task' attribute)")
-            ep.attrs["task_name"] = f.stem
-            out.setdefault(ep.task, []).append(ep)
+            group = out.setdefault(ep.task, [])
+            if limit is not None and len(group) >= limit:
+                continue
+            ep.attrs["task_name"] = f.stem if single else ep.task
+            group.append(ep)
     return out
 
 

@@ -1,4 +1,4 @@
-"""DecisionNCE on Meta-World: pretrain the dual encoder, then test the representation on held-out tasks.
+"""DecisionNCE on Meta-World or LIBERO demos: pretrain the dual encoder, then test the representation on held-out tasks.
 
 Reports segment<->instruction top-1 retrieval (chance = 1/#tasks), the direction test
 (r(o_s->o_e) > r(o_e->o_s)), and the Spearman correlation of the reward with time per task, for the
@@ -8,6 +8,8 @@ a markdown table and figures ``docs/results/figures/dnce_*.png``.
     nice -n 10 python scripts/dnce_pretrain_eval.py --data data/dnce/mt50 --out runs/dnce_T_s2 --variant T
     (add --reverse-negatives for the variant with o_e->o_s as a negative; see losses.py)
     (same as: policystack decisionnce evaluate --data ... )
+    LIBERO (suite files from `policystack libero-demos`): --data data/dnce/libero --holdout libero \
+        --image-key observation.images.agentview
 """
 
 from __future__ import annotations
@@ -23,6 +25,17 @@ import torch
 
 HOLDOUT = ("door-close-v3", "handle-pull-v3", "plate-slide-back-v3", "push-back-v3", "coffee-pull-v3",
            "button-press-wall-v3", "reach-wall-v3", "sweep-into-v3", "dial-turn-v3", "lever-pull-v3")
+# Named held-out splits (--holdout NAME). ml45: Meta-World's own ML45 test tasks. libero: the last two
+# tasks of each scripted LIBERO suite (spatial, object, goal), fixed before any LIBERO run.
+HOLDOUTS = {
+    "mt50": HOLDOUT,
+    "ml45": ("bin-picking-v3", "box-close-v3", "hand-insert-v3", "door-lock-v3", "door-unlock-v3"),
+    "libero": ("pick up the black bowl next to the plate and place it on the plate",
+               "pick up the black bowl on the wooden cabinet and place it on the plate",
+               "pick up the chocolate pudding and place it in the basket",
+               "pick up the orange juice and place it in the basket",
+               "put the bowl on the plate", "put the wine bottle on the rack"),
+}
 
 
 def main(argv=None) -> int:
@@ -46,7 +59,8 @@ def main(argv=None) -> int:
     p.add_argument("--reverse-negatives", action="store_true",
                    help="not in the paper: add o_e->o_s under its own instruction as a negative (losses.py)")
     p.add_argument("--train-episodes", type=int, default=10, help="first N episodes per task train; the rest evaluate")
-    p.add_argument("--holdout", default=",".join(HOLDOUT))
+    p.add_argument("--holdout", default="mt50",
+                   help=f"a named split ({', '.join(HOLDOUTS)}) or comma-separated task names / instructions")
     p.add_argument("--image-key", default="observation.images.corner2")
     p.add_argument("--figures", default="docs/results/figures", type=Path)
     p.add_argument("--reuse", action="store_true", help="skip pretraining when the run already has an encoder")
@@ -62,7 +76,7 @@ def main(argv=None) -> int:
     from policies.decisionnce.evaluate_decisionnce import representation_metrics, reward_curves
     from policies.decisionnce.train_decisionnce import pretrain
 
-    holdout = tuple(t for t in args.holdout.split(",") if t)
+    holdout = HOLDOUTS.get(args.holdout) or tuple(t for t in args.holdout.split(",") if t)
     cfg = PretrainConfig(data=(args.data,), image_key=args.image_key, holdout=holdout, out_dir=str(args.out),
                          encoder=EncoderConfig(text_tower=args.text_tower, minilm_finetune=args.minilm_finetune),
                          variant=args.variant, text_lr=args.text_lr if args.minilm_finetune else None,
@@ -72,13 +86,17 @@ def main(argv=None) -> int:
                          reverse_negatives=args.reverse_negatives, logit_scale=args.logit_scale,
                          brightness=args.brightness,
                          crop_scale=tuple(float(x) for x in args.crop_scale.split(",")))
+    held = load_task_episodes([args.data], [args.image_key], include=holdout)
+    missing = [t for t in holdout if not any(t in (k, v[0].attrs["task_name"]) for k, v in held.items())]
+    if missing:
+        from policystack.errors import DatasetError
+        raise DatasetError(f"held-out tasks not in {args.data}: {missing}")
     enc_dir = args.out / "checkpoints" / "last" / "encoder"
     t0 = time.time()
     if not (args.reuse and enc_dir.is_dir()):
         pretrain(cfg)
     train_time = time.time() - t0
     enc = DualEncoder.load(enc_dir)
-    held = load_task_episodes([args.data], [args.image_key], include=holdout)
     allg = load_task_episodes([args.data], [args.image_key], exclude=holdout)
     seen = {k: v[args.train_episodes:] for k, v in allg.items() if len(v) > args.train_episodes}
     torch.manual_seed(args.seed)

@@ -30,3 +30,17 @@ def test_pretrain_command_with_overrides(tmp_path):
     assert rc == 0
     assert DualEncoder.load(tmp_path / "run/checkpoints/last/encoder").embed_dim == 16
     assert main(["decisionnce", "pretrain", "variant=Q"]) == 2
+
+
+def test_named_libero_split_is_the_last_two_tasks_of_each_scripted_suite():
+    from policies.decisionnce.exp_pretrain_eval import HOLDOUTS
+    from sim.libero_suites import task_info
+    want = {task_info(s, i).language for s in ("libero_spatial", "libero_object", "libero_goal") for i in (8, 9)}
+    assert set(HOLDOUTS["libero"]) == want
+
+
+def test_evaluate_refuses_a_held_out_task_the_data_lacks(tmp_path):
+    folder = write_groups(synthetic_world(2, 1, T=6), tmp_path / "data")
+    rc = main(["decisionnce", "evaluate", "--", "--data", str(folder), "--out", str(tmp_path / "run"),
+               "--image-key", IMG, "--holdout", "task0,no such task"])
+    assert rc == 2 and not (tmp_path / "run").exists()           # checked before any pretraining

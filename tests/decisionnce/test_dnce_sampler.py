@@ -6,7 +6,10 @@ import torch
 
 from policies.decisionnce.data import (SegmentDataset, UniqueInstructionBatchSampler, collate_segments,
                                        load_task_episodes, shared_crop)
+from policystack import keys as K
+from policystack.dataset import EpisodeWriter
 from policystack.errors import DatasetError
+from policystack.spec import Feature, Spec
 
 from dnce_helpers import IMG, synthetic_world, write_groups
 
@@ -84,3 +87,23 @@ def test_dataset_items_are_unique_instructions_from_files(tmp_path):
     assert batch["frames"].shape == (4, 2, 3, 32, 32) and len(set(batch["task"])) == 4
     held = load_task_episodes([tmp_path / "a"], [IMG], exclude=["task0"])
     assert len(held) == 3
+
+
+def test_a_file_holding_several_tasks_splits_per_instruction(tmp_path):
+    """A LIBERO suite file holds every task: the train/eval split and the task name follow the instruction."""
+    groups = synthetic_world(3, 3, T=8)
+    ep0 = next(iter(groups.values()))[0]
+    feats = Spec.of([Feature(IMG, ep0.obs[IMG].shape[1:], "uint8"), Feature(K.STATE, ep0.obs[K.STATE].shape[1:], "float32"),
+                     Feature(K.TASK, (), "str"), Feature(K.ACTION, (4,), "float32")])
+    with EpisodeWriter(tmp_path / "suite.hdf5", features=feats) as w:
+        for i in range(3):                                   # interleaved: task a, b, c, a, b, c, ...
+            for task in sorted(groups):
+                w.add(groups[task][i])
+    train = load_task_episodes([tmp_path], [IMG], limit=2)
+    assert sorted(train) == sorted(groups) and all(len(v) == 2 for v in train.values())
+    for task, eps in train.items():
+        assert all(e.attrs["task_name"] == task for e in eps)
+        np.testing.assert_array_equal(eps[1].obs[IMG], groups[task][1].obs[IMG])
+    held_out = sorted(groups)[0]
+    rest = load_task_episodes([tmp_path], [IMG], exclude=[held_out])
+    assert held_out not in rest and len(rest) == 2
