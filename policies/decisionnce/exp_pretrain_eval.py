@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -159,7 +160,7 @@ def plots(args, r: dict, enc, held) -> None:
     plt.close(fig)
 
     per = r["trained"]["heldout_tasks"]["per_task"]
-    names = [m["task_name"].replace("-v3", "") for m in per.values()]
+    names = [textwrap.shorten(m["task_name"].replace("-v3", ""), 40, placeholder="…") for m in per.values()]
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.bar(x - 0.2, [m["spearman_potential"] for m in per.values()], 0.4, label="potential cos(φ(o_t),ψ(l))")
@@ -172,18 +173,18 @@ def plots(args, r: dict, enc, held) -> None:
     fig.savefig(args.figures / f"{tag}_spearman.png", dpi=70)
     plt.close(fig)
 
-    insts = sorted(held)[:4]
-    fig, axes = plt.subplots(1, len(insts), figsize=(3 * len(insts), 2.6))
+    insts = sorted(held)[:6]
+    fig, axes = plt.subplots(1, len(insts), figsize=(3 * len(insts), 2.9))
     for a, inst in zip(np.atleast_1d(axes), insts):
         curves = reward_curves(enc, held[inst][0], args.image_key, sorted(held))
         for other, c in curves.items():
             own = other == inst
             a.plot(ema(c["progress"]), lw=2 if own else 0.7, c="C3" if own else "gray", alpha=1 if own else 0.5)
-        a.set_title(held[inst][0].attrs["task_name"].replace("-v3", ""), fontsize=8)
+        a.set_title(textwrap.fill(held[inst][0].attrs["task_name"].replace("-v3", ""), 34), fontsize=7)
         a.set_xlabel("t")
     np.atleast_1d(axes)[0].set_ylabel("cos(φ(o_t)−φ(o_0), ψ(l))")
     fig.suptitle("held-out demo under its own instruction (red) and the other held-out instructions", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     fig.savefig(args.figures / f"{tag}_reward_curves.png", dpi=70)
     plt.close(fig)
 
