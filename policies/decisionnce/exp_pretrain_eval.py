@@ -1,4 +1,4 @@
-"""DecisionNCE on Meta-World or LIBERO demos: pretrain the dual encoder, then test the representation on held-out tasks.
+"""DecisionNCE on Meta-World or LIBERO demos: pretrain the dual encoder, test it on held-out tasks.
 
 Reports segment<->instruction top-1 retrieval (chance = 1/#tasks), the direction test
 (r(o_s->o_e) > r(o_e->o_s)), and the Spearman correlation of the reward with time per task, for the
