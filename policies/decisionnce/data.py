@@ -39,14 +39,17 @@ def episode_files(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def load_task_episodes(paths: Sequence[str | Path], keys: Sequence[str], include: Sequence[str] | None = None,
-                       exclude: Sequence[str] = (), limit: int | None = None) -> dict[str, list[Episode]]:
+                       exclude: Sequence[str] = (), limit: int | None = None,
+                       strict: bool = False) -> dict[str, list[Episode]]:
     """Episodes grouped by instruction. ``include``/``exclude`` match a file stem (task name) or instruction.
 
     ``limit`` keeps the first N episodes of each instruction, so a file holding a whole suite (LIBERO)
     splits the same way as one file per task (Meta-World). A task is named by its file when the file
-    holds one instruction, else by the instruction itself.
+    holds one instruction, else by the instruction itself. ``strict``: a name in ``include`` or
+    ``exclude`` that matches no file or instruction is an error (a typo would silently train on it).
     """
     out: dict[str, list[Episode]] = {}
+    present: set[str] = set()
     for f in episode_files(paths):
         eps = read_episodes(f, keys=list(keys))
         if any(not ep.task for ep in eps):
@@ -54,6 +57,7 @@ def load_task_episodes(paths: Sequence[str | Path], keys: Sequence[str], include
         single = len({ep.task for ep in eps}) == 1
         for ep in eps:
             names = {f.stem, ep.task}
+            present |= names
             if include is not None and not names & set(include):
                 continue
             if names & set(exclude):
@@ -63,6 +67,9 @@ def load_task_episodes(paths: Sequence[str | Path], keys: Sequence[str], include
                 continue
             ep.attrs["task_name"] = f.stem if single else ep.task
             group.append(ep)
+    missing = sorted((set(include or ()) | set(exclude)) - present) if strict else []
+    if missing:
+        raise DatasetError(f"tasks not in {[str(x) for x in paths]}: {missing}")
     return out
 
 

@@ -87,11 +87,7 @@ def main(argv=None) -> int:
                          reverse_negatives=args.reverse_negatives, logit_scale=args.logit_scale,
                          brightness=args.brightness,
                          crop_scale=tuple(float(x) for x in args.crop_scale.split(",")))
-    held = load_task_episodes([args.data], [args.image_key], include=holdout)
-    missing = [t for t in holdout if not any(t in (k, v[0].attrs["task_name"]) for k, v in held.items())]
-    if missing:
-        from policystack.errors import DatasetError
-        raise DatasetError(f"held-out tasks not in {args.data}: {missing}")
+    held = load_task_episodes([args.data], [args.image_key], include=holdout, strict=True)  # before pretraining
     enc_dir = args.out / "checkpoints" / "last" / "encoder"
     t0 = time.time()
     if not (args.reuse and enc_dir.is_dir()):

@@ -30,6 +30,10 @@ def test_pretrain_command_with_overrides(tmp_path):
     assert rc == 0
     assert DualEncoder.load(tmp_path / "run/checkpoints/last/encoder").embed_dim == 16
     assert main(["decisionnce", "pretrain", "variant=Q"]) == 2
+    # a held-out name the data lacks would silently train on everything: refused before training
+    assert main(["decisionnce", "pretrain", f"data=[{folder}]", f"image_key={IMG}", f"out_dir={tmp_path / 'typo'}",
+                 "steps=2", "batch_size=2", "holdout=[tsak0]"]) == 2
+    assert not (tmp_path / "typo").exists()
 
 
 def test_named_libero_split_is_the_last_two_tasks_of_each_scripted_suite():

@@ -87,6 +87,9 @@ def test_dataset_items_are_unique_instructions_from_files(tmp_path):
     assert batch["frames"].shape == (4, 2, 3, 32, 32) and len(set(batch["task"])) == 4
     held = load_task_episodes([tmp_path / "a"], [IMG], exclude=["task0"])
     assert len(held) == 3
+    assert len(load_task_episodes([tmp_path / "a"], [IMG], exclude=["task0", "tsak1"])) == 3   # lenient default
+    with pytest.raises(DatasetError, match="tsak1"):
+        load_task_episodes([tmp_path / "a"], [IMG], exclude=["task0", "tsak1"], strict=True)
 
 
 def test_a_file_holding_several_tasks_splits_per_instruction(tmp_path):
