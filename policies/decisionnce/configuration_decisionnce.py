@@ -58,6 +58,7 @@ class PretrainConfig:
     data: tuple[str, ...] = ()               # HDF5 episode files or folders of them
     image_key: str = "observation.images.corner2"
     holdout: tuple[str, ...] = ()            # task names (file stems) or instructions kept out of training
+    exclude: tuple[str, ...] = ()            # also kept out, not evaluated (near-duplicates of held-out tasks)
     episodes_per_task: int | None = None     # first N episodes of each instruction (rest: evaluation)
     out_dir: str = "runs/decisionnce"
     encoder: EncoderConfig = field(default_factory=EncoderConfig)

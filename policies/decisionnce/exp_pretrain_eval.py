@@ -10,6 +10,7 @@ a markdown table and figures ``docs/results/figures/dnce_*.png``.
     (same as: policystack decisionnce evaluate --data ... )
     LIBERO (suite files from `policystack libero-demos`): --data data/dnce/libero --holdout libero \
         --image-key observation.images.agentview
+    more instructions: --data data/dnce/libero,data/dnce/l90 --exclude libero90_near (LIBERO-90 demos)
 """
 
 from __future__ import annotations
@@ -37,11 +38,22 @@ HOLDOUTS = {
                "pick up the orange juice and place it in the basket",
                "put the bowl on the plate", "put the wine bottle on the rack"),
 }
+# Named --exclude sets: tasks kept out of training but not evaluated. libero90_near: LIBERO-90 tasks with
+# a held-out task's object and target in another scene (nearly the same instruction and motion).
+EXCLUDES = {
+    "libero90_near": ("pick up the orange juice and put it in the basket", "put the wine bottle on the wine rack",
+                      "put the black bowl on the plate", "put the black bowl at the back on the plate",
+                      "put the black bowl at the front on the plate", "put the middle black bowl on the plate"),
+}
+
+
+def _names(arg: str, named: dict) -> tuple[str, ...]:
+    return named.get(arg) or tuple(t for t in arg.split(",") if t)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="data/dnce/mt50")
+    p.add_argument("--data", default="data/dnce/mt50", help="episode files or folders, comma-separated")
     p.add_argument("--out", default="runs/dnce_T", type=Path)
     p.add_argument("--variant", default="T", choices=("P", "T"))
     p.add_argument("--text-tower", default="minilm", choices=("clip", "minilm"))
@@ -62,6 +74,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-episodes", type=int, default=10, help="first N episodes per task train; the rest evaluate")
     p.add_argument("--holdout", default="mt50",
                    help=f"a named split ({', '.join(HOLDOUTS)}) or comma-separated task names / instructions")
+    p.add_argument("--exclude", default="",
+                   help=f"kept out of training, not evaluated: a named set ({', '.join(EXCLUDES)}) or a comma list")
     p.add_argument("--image-key", default="observation.images.corner2")
     p.add_argument("--figures", default="docs/results/figures", type=Path)
     p.add_argument("--reuse", action="store_true", help="skip pretraining when the run already has an encoder")
@@ -77,8 +91,9 @@ def main(argv=None) -> int:
     from policies.decisionnce.evaluate_decisionnce import representation_metrics, reward_curves
     from policies.decisionnce.train_decisionnce import pretrain
 
-    holdout = HOLDOUTS.get(args.holdout) or tuple(t for t in args.holdout.split(",") if t)
-    cfg = PretrainConfig(data=(args.data,), image_key=args.image_key, holdout=holdout, out_dir=str(args.out),
+    holdout, exclude = _names(args.holdout, HOLDOUTS), _names(args.exclude, EXCLUDES)
+    data = tuple(d for d in args.data.split(",") if d)
+    cfg = PretrainConfig(data=data, image_key=args.image_key, holdout=holdout, exclude=exclude, out_dir=str(args.out),
                          encoder=EncoderConfig(text_tower=args.text_tower, minilm_finetune=args.minilm_finetune),
                          variant=args.variant, text_lr=args.text_lr if args.minilm_finetune else None,
                          steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -87,14 +102,15 @@ def main(argv=None) -> int:
                          reverse_negatives=args.reverse_negatives, logit_scale=args.logit_scale,
                          brightness=args.brightness,
                          crop_scale=tuple(float(x) for x in args.crop_scale.split(",")))
-    held = load_task_episodes([args.data], [args.image_key], include=holdout, strict=True)  # before pretraining
+    # before pretraining: every held-out and excluded name must be in the data (a typo would train on it)
+    held = load_task_episodes(data, [args.image_key], include=holdout, exclude=exclude, strict=True)
     enc_dir = args.out / "checkpoints" / "last" / "encoder"
     t0 = time.time()
     if not (args.reuse and enc_dir.is_dir()):
         pretrain(cfg)
     train_time = time.time() - t0
     enc = DualEncoder.load(enc_dir)
-    allg = load_task_episodes([args.data], [args.image_key], exclude=holdout)
+    allg = load_task_episodes(data, [args.image_key], exclude=holdout + exclude)
     seen = {k: v[args.train_episodes:] for k, v in allg.items() if len(v) > args.train_episodes}
     torch.manual_seed(args.seed)
     rand = DualEncoder(cfg.encoder).eval()

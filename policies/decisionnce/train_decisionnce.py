@@ -79,8 +79,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> Path:
     out = Path(cfg.out_dir)
     last = out / "checkpoints" / "last"
 
-    groups = load_task_episodes(cfg.data, [cfg.image_key], exclude=cfg.holdout, limit=cfg.episodes_per_task,
-                                strict=True)
+    groups = load_task_episodes(cfg.data, [cfg.image_key], exclude=(*cfg.holdout, *cfg.exclude),
+                                limit=cfg.episodes_per_task, strict=True)
     enc = build_encoder(cfg).to(device)
     if cfg.freeze_text:
         for p in enc.text_parameters():

@@ -43,8 +43,31 @@ def test_named_libero_split_is_the_last_two_tasks_of_each_scripted_suite():
     assert set(HOLDOUTS["libero"]) == want
 
 
-def test_evaluate_refuses_a_held_out_task_the_data_lacks(tmp_path):
+def test_libero90_near_duplicates_are_libero90_tasks_and_not_the_held_out_ones():
+    from policies.decisionnce.exp_pretrain_eval import EXCLUDES, HOLDOUTS
+    from sim.libero_suites import task_info
+    l90 = {task_info("libero_90", i).language for i in range(90)}
+    near = set(EXCLUDES["libero90_near"])
+    assert near <= l90 and not near & set(HOLDOUTS["libero"])
+
+
+@pytest.mark.parametrize("flag", ["--holdout", "--exclude"])
+def test_evaluate_refuses_a_held_out_or_excluded_task_the_data_lacks(tmp_path, flag):
     folder = write_groups(synthetic_world(2, 1, T=6), tmp_path / "data")
+    args = ["--holdout", "task0"] + [flag, "task1,no such task"]
     rc = main(["decisionnce", "evaluate", "--", "--data", str(folder), "--out", str(tmp_path / "run"),
-               "--image-key", IMG, "--holdout", "task0,no such task"])
+               "--image-key", IMG, *args])
     assert rc == 2 and not (tmp_path / "run").exists()           # checked before any pretraining
+
+
+def test_pretrain_keeps_excluded_tasks_out_of_training(tmp_path, caplog):
+    folder = write_groups(synthetic_world(4, 1, T=6), tmp_path / "data")
+    base = ["decisionnce", "pretrain", f"data=[{folder}]", f"image_key={IMG}", "steps=1", "batch_size=2",
+            "encoder.clip.image_resolution=32", "encoder.clip.vision_width=8", "encoder.clip.embed_dim=16",
+            "encoder.clip.transformer_width=64", "encoder.clip.transformer_heads=1",
+            "encoder.clip.transformer_layers=1", "encoder.clip.vocab_size=128", "encoder.clip.context_length=8"]
+    with caplog.at_level("INFO"):
+        assert main(base + [f"out_dir={tmp_path / 'run'}", "holdout=[task0]", "exclude=[task1]"]) == 0
+    assert "2 training instructions" in caplog.text
+    assert main(base + [f"out_dir={tmp_path / 'typo'}", "exclude=[tsak1]"]) == 2
+    assert not (tmp_path / "typo").exists()
