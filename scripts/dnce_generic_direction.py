@@ -19,22 +19,24 @@ import torch.nn.functional as F
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data")
+    p.add_argument("data", help="episode files or folders, comma-separated (as the run's --data)")
     p.add_argument("run", help="a pretraining run folder (checkpoints/last/encoder)")
     p.add_argument("split", help="a named held-out split of exp_pretrain_eval (mt50, ml45, libero)")
     p.add_argument("image_key")
+    p.add_argument("--exclude", default="", help="the run's --exclude (kept out of the training instructions)")
     p.add_argument("--segments", type=int, default=20, help="random segments per episode")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     from policies.decisionnce.data import load_task_episodes
     from policies.decisionnce.encoder import DualEncoder
-    from policies.decisionnce.exp_pretrain_eval import HOLDOUTS
+    from policies.decisionnce.exp_pretrain_eval import EXCLUDES, HOLDOUTS, names_arg
     from policies.decisionnce.rewards import embed_frames, segment_reward
 
     enc = DualEncoder.load(f"{args.run}/checkpoints/last/encoder").eval()
-    hold = HOLDOUTS[args.split]
-    held = load_task_episodes([args.data], [args.image_key], include=hold)
-    train = sorted(load_task_episodes([args.data], [args.image_key], exclude=hold, limit=1))
+    hold, data = HOLDOUTS[args.split], args.data.split(",")
+    held = load_task_episodes(data, [args.image_key], include=hold)
+    train = sorted(load_task_episodes(data, [args.image_key], exclude=hold + names_arg(args.exclude, EXCLUDES),
+                                      limit=1, strict=True))
     rng = np.random.default_rng(0)
     n = args.segments
     with torch.no_grad():

@@ -47,7 +47,8 @@ EXCLUDES = {
 }
 
 
-def _names(arg: str, named: dict) -> tuple[str, ...]:
+def names_arg(arg: str, named: dict) -> tuple[str, ...]:
+    """A named set of task names, or a comma-separated list of them."""
     return named.get(arg) or tuple(t for t in arg.split(",") if t)
 
 
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     from policies.decisionnce.evaluate_decisionnce import representation_metrics, reward_curves
     from policies.decisionnce.train_decisionnce import pretrain
 
-    holdout, exclude = _names(args.holdout, HOLDOUTS), _names(args.exclude, EXCLUDES)
+    holdout, exclude = names_arg(args.holdout, HOLDOUTS), names_arg(args.exclude, EXCLUDES)
     data = tuple(d for d in args.data.split(",") if d)
     cfg = PretrainConfig(data=data, image_key=args.image_key, holdout=holdout, exclude=exclude, out_dir=str(args.out),
                          encoder=EncoderConfig(text_tower=args.text_tower, minilm_finetune=args.minilm_finetune),
