@@ -247,7 +247,8 @@ def generate_libero_demos(suite: str, out_dir: str | os.PathLike, tasks: Sequenc
         paths["demos"] = str(path)
     return {"suite": suite, "paths": paths,
             "tasks": [{"task_index": r.task_index, "language": r.language, "covered": r.covered,
-                       "attempts": r.attempts, "successes": r.successes, "rate": r.rate} for r in results]}
+                       "attempts": r.attempts, "successes": r.successes,
+                       "rate": r.rate if r.attempts else None} for r in results]}
 
 
 def _task_name(suite: str, index: int) -> str:

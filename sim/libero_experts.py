@@ -11,7 +11,7 @@ Coverage (``expert_for`` returns None elsewhere): every libero_object task; ever
 (bowl rim grasps); libero_goal except pushing the plate (pick-and-place onto the stove, the plate, the
 bowl, the cabinet and the wine rack; opening the middle drawer; opening the top drawer and putting the
 bowl in; turning on the stove, see sim/libero_primitives.py). libero_10/libero_90 tasks whose goal is a
-single ``on``/``in``/``open``/``turnon`` get the same scripts, untested there.
+single ``on``/``in``/``open`` (a drawer)/``turnon`` get the same scripts (libero_90: see docs/results/decisionnce.md).
 """
 
 from __future__ import annotations
@@ -463,6 +463,9 @@ def _plan_for_goal(env: "LiberoEnv", goal: list) -> Builder | list[Builder] | No
                                                                   clearance=0.02)]
         return None
     if pred == "open" and len(goal[0]) == 2:
+        # only a drawer region (a site with a joint); a microwave door is an object, not scripted
+        if not getattr(rs.object_sites_dict.get(goal[0][1]), "joints", None):
+            return None
         from sim.libero_primitives import open_drawer_plan
         return open_drawer_plan(goal[0][1])
     if pred == "turnon" and len(goal[0]) == 2:

@@ -30,6 +30,17 @@ def test_cli_generates_state_only_expert_demos(tmp_path, libero, capsys):
     assert summary["tasks"][0]["successes"] == 1
 
 
+def test_a_goal_no_script_covers_is_skipped_not_a_crash(tmp_path, libero, capsys):
+    # libero_90 task 35, "open the microwave": an 'open' goal on an object, not a drawer region
+    from policystack.cli import main
+    rc = main(["libero-demos", "--suite", "libero_90", "--tasks", "35", "--episodes", "1", "--cameras", "none",
+               "--out", str(tmp_path)])
+    assert rc == 1                                   # nothing made: a non-zero exit, but no traceback
+    assert "open the microwave  (no scripted expert)" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "libero_90_summary.json").read_text(), parse_constant=pytest.fail)
+    assert summary["tasks"][0]["covered"] is False and summary["tasks"][0]["rate"] is None
+
+
 def test_cli_rejects_bad_arguments(capsys):
     from policystack.cli import main
     assert main(["libero-demos", "--suite", "libero_objekt"]) == 2
