@@ -11,7 +11,8 @@ Coverage (``expert_for`` returns None elsewhere): every libero_object task; ever
 (bowl rim grasps); libero_goal except pushing the plate (pick-and-place onto the stove, the plate, the
 bowl, the cabinet and the wine rack; opening the middle drawer; opening the top drawer and putting the
 bowl in; turning on the stove, see sim/libero_primitives.py). libero_10/libero_90 tasks whose goal is a
-single ``on``/``in``/``open`` (a drawer)/``turnon`` get the same scripts (libero_90: see docs/results/decisionnce.md).
+single ``on``/``in``/``open`` (a drawer)/``turnon`` get the same scripts; their success rates on libero_90
+are in docs/results/decisionnce.md.
 """
 
 from __future__ import annotations
