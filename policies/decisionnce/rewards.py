@@ -3,6 +3,10 @@
 ``potential``: per-frame cos(φ(o_t), ψ(l)) (the released ``get_reward``). Transition rewards consistent
 with training: P r_t = cos(φ(o_{t+1}), ψ) − cos(φ(o_t), ψ) (potential-based shaping, telescopes);
 T r_t = cos(φ(o_{t+1}) − φ(o_t), ψ).
+
+``centred_text`` (not in the paper): ψ/‖ψ‖ minus the mean ψ̄ of a set of (training) instructions. The
+loss leaves the part every instruction shares free, and on LIBERO it ends up scoring forward motion as
+backward, which an unseen instruction inherits (docs/results/decisionnce.md, session 11).
 """
 
 from __future__ import annotations
@@ -44,6 +48,19 @@ def progress(feats: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def text_baseline(encoder: DualEncoder, instructions: Sequence[str]) -> torch.Tensor:
+    """(D,) mean of the normalised text features of ``instructions`` (e.g. the pretraining ones)."""
+    if not instructions:
+        raise ValueError("text_baseline needs at least one instruction")
+    with torch.no_grad():
+        return F.normalize(encoder.encode_text(list(instructions)), dim=-1).mean(0)
+
+
+def centred_text(u: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    """ψ/‖ψ‖ − ψ̄: the instruction without the part the baseline instructions share."""
+    return F.normalize(u, dim=-1) - baseline
+
+
 def ema(x: np.ndarray, span: int = 5) -> np.ndarray:
     """pandas ``ewm(span).mean()`` (adjust=True), as the authors' visualisation smooths rewards."""
     a = 2.0 / (span + 1)
@@ -67,15 +84,21 @@ def embed_frames(encoder: DualEncoder, frames: np.ndarray | torch.Tensor, batch_
 
 
 class RewardModel:
-    """callable(frames uint8 (T,H,W,3), instruction) -> per-step rewards (T-1,) for RL or analysis."""
+    """callable(frames uint8 (T,H,W,3), instruction) -> per-step rewards (T-1,) for RL or analysis.
 
-    def __init__(self, encoder: DualEncoder, variant: str = "T"):
+    ``baseline_instructions`` (not in the paper): score under ``centred_text`` relative to these.
+    """
+
+    def __init__(self, encoder: DualEncoder, variant: str = "T", baseline_instructions: Sequence[str] = ()):
         self.encoder, self.variant = encoder.eval(), variant
+        self.baseline = text_baseline(encoder, baseline_instructions) if baseline_instructions else None
 
     @torch.no_grad()
     def __call__(self, frames: np.ndarray, instruction: str) -> np.ndarray:
         feats = embed_frames(self.encoder, frames)
         u = self.encoder.encode_text([instruction])[0]
+        if self.baseline is not None:
+            u = centred_text(u, self.baseline)
         return transition_rewards(feats, u, self.variant).cpu().numpy()
 
     @torch.no_grad()

@@ -13,7 +13,8 @@ import torch
 from policies.decisionnce.configuration_decisionnce import EncoderConfig, PretrainConfig
 from policies.decisionnce.encoder import DualEncoder
 from policies.decisionnce.evaluate_decisionnce import representation_metrics
-from policies.decisionnce.rewards import RewardModel, embed_frames, potential, transition_rewards
+from policies.decisionnce.rewards import (RewardModel, centred_text, embed_frames, potential, text_baseline,
+                                          transition_rewards)
 from policies.decisionnce.train_decisionnce import pretrain
 from policystack.errors import CheckpointError
 
@@ -75,6 +76,30 @@ def test_rewards_telescope_and_reverse(tiny_encoder_cfg):
     assert torch.allclose(rT.flip(0), -rT_rev, atol=1e-5)
     rm = RewardModel(enc, "T")
     assert np.allclose(rm(ep.obs[IMG], ep.task), rT.numpy(), atol=1e-5)
+
+
+def test_a_baseline_shared_by_every_instruction_flips_to_forward_when_centred(tiny_encoder_cfg):
+    """The failure centring mends: a text part every instruction shares that points backward (here
+    -Δφ), plus a weaker task part that points forward. The raw reward calls the forward segment
+    backward; relative to the mean instruction it is forward again."""
+    enc = DualEncoder(tiny_encoder_cfg).eval()
+    ep = next(iter(synthetic_world(1, 1, T=12).values()))[0]
+    feats = embed_frames(enc, ep.obs[IMG])
+    d = torch.nn.functional.normalize(feats[-1] - feats[0], dim=0)
+    g = torch.randn(3, d.numel(), generator=torch.Generator().manual_seed(0))
+    other = torch.nn.functional.normalize(g - (g @ d)[:, None] * d, dim=1)    # orthogonal to the motion
+    shared = -2.0 * d
+    texts = torch.stack([shared + 1.5 * d + 2 * other[2], shared + other[0], shared + other[1]])  # own, two others
+    base = torch.nn.functional.normalize(texts, dim=-1).mean(0)
+    raw = transition_rewards(feats[[0, -1]], texts[0], "T").item()
+    cen = transition_rewards(feats[[0, -1]], centred_text(texts[0], base), "T").item()
+    assert raw < 0 < cen
+    # the model composes the same pieces from instructions: the baseline of one instruction centres it to 0
+    rm = RewardModel(enc, "T", baseline_instructions=[ep.task])
+    assert torch.allclose(rm.baseline, text_baseline(enc, [ep.task]))
+    assert np.allclose(rm(ep.obs[IMG], ep.task), 0.0, atol=1e-5)
+    with pytest.raises(ValueError, match="at least one instruction"):
+        text_baseline(enc, [])
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path):
