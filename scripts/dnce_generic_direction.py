@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 
 def direction_rates(enc, episodes: dict, image_key: str, instructions: dict, n: int, rng) -> dict:
-    """{instruction: {name: fraction of n random sorted segments per episode with r(fwd) > r(rev)}}
+    """{instruction: {name: fraction of n random sorted segments per episode with r(fwd) > r(rev)}, "psi": ψ}
     where ``instructions`` maps a name to a function of the task's own ψ giving the text feature used."""
     from policies.decisionnce.rewards import embed_frames, segment_reward
     out = {}
@@ -34,7 +34,7 @@ def direction_rates(enc, episodes: dict, image_key: str, instructions: dict, n: 
             for name, text in instructions.items():
                 u = text(own).expand(n, -1)
                 hits[name].append((segment_reward(vs, ve, u, "T") > segment_reward(ve, vs, u, "T")).float().mean().item())
-        out[inst] = {k: float(np.mean(v)) for k, v in hits.items()}
+        out[inst] = {k: float(np.mean(v)) for k, v in hits.items()} | {"psi": own}
     return out
 
 
@@ -64,11 +64,11 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     with torch.no_grad():
         U_train = enc.encode_text(train)
-        generic = text_baseline(enc, train)[None]
+        generic = text_baseline(U_train)[None]
         texts = {"own": lambda u: u, "generic": lambda u: generic, "centred": lambda u: centred_text(u, generic)}
         for inst, r in direction_rates(enc, held, args.image_key, texts, args.segments, rng).items():
-            cos = F.cosine_similarity(enc.encode_text([inst]), U_train).max().item()
-            print("  ".join(f"{k} {v:.2f}" for k, v in r.items()), f" max cos {cos:.2f}  {held[inst][0].attrs['task_name']}")
+            cos = F.cosine_similarity(r["psi"], U_train).max().item()
+            print("  ".join(f"{k} {r[k]:.2f}" for k in texts), f" max cos {cos:.2f}  {held[inst][0].attrs['task_name']}")
         if args.train_episodes is not None:
             seen = {k: v[args.train_episodes:] for k, v in train_eps.items() if len(v) > args.train_episodes}
             r = direction_rates(enc, seen, args.image_key, texts, args.segments, rng)

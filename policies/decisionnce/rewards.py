@@ -48,12 +48,11 @@ def progress(feats: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def text_baseline(encoder: DualEncoder, instructions: Sequence[str]) -> torch.Tensor:
-    """(D,) mean of the normalised text features of ``instructions`` (e.g. the pretraining ones)."""
-    if not instructions:
-        raise ValueError("text_baseline needs at least one instruction")
-    with torch.no_grad():
-        return F.normalize(encoder.encode_text(list(instructions)), dim=-1).mean(0)
+def text_baseline(u: torch.Tensor) -> torch.Tensor:
+    """(N, D) text features of N instructions (e.g. the pretraining ones) -> (D,) mean of the normalised ones."""
+    if u.dim() != 2 or len(u) == 0:
+        raise ValueError(f"text_baseline needs (N >= 1, D) text features of at least one instruction, got {tuple(u.shape)}")
+    return F.normalize(u, dim=-1).mean(0)
 
 
 def centred_text(u: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
@@ -91,7 +90,10 @@ class RewardModel:
 
     def __init__(self, encoder: DualEncoder, variant: str = "T", baseline_instructions: Sequence[str] = ()):
         self.encoder, self.variant = encoder.eval(), variant
-        self.baseline = text_baseline(encoder, baseline_instructions) if baseline_instructions else None
+        self.baseline = None
+        if baseline_instructions:
+            with torch.no_grad():
+                self.baseline = text_baseline(encoder.encode_text(list(baseline_instructions)))
 
     @torch.no_grad()
     def __call__(self, frames: np.ndarray, instruction: str) -> np.ndarray:

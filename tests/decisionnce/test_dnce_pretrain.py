@@ -90,16 +90,16 @@ def test_a_baseline_shared_by_every_instruction_flips_to_forward_when_centred(ti
     other = torch.nn.functional.normalize(g - (g @ d)[:, None] * d, dim=1)    # orthogonal to the motion
     shared = -2.0 * d
     texts = torch.stack([shared + 1.5 * d + 2 * other[2], shared + other[0], shared + other[1]])  # own, two others
-    base = torch.nn.functional.normalize(texts, dim=-1).mean(0)
+    base = text_baseline(texts)
     raw = transition_rewards(feats[[0, -1]], texts[0], "T").item()
     cen = transition_rewards(feats[[0, -1]], centred_text(texts[0], base), "T").item()
     assert raw < 0 < cen
     # the model composes the same pieces from instructions: the baseline of one instruction centres it to 0
     rm = RewardModel(enc, "T", baseline_instructions=[ep.task])
-    assert torch.allclose(rm.baseline, text_baseline(enc, [ep.task]))
+    assert torch.allclose(rm.baseline, text_baseline(enc.encode_text([ep.task])))
     assert np.allclose(rm(ep.obs[IMG], ep.task), 0.0, atol=1e-5)
     with pytest.raises(ValueError, match="at least one instruction"):
-        text_baseline(enc, [])
+        text_baseline(torch.empty(0, d.numel()))
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path):
