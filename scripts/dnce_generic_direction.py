@@ -1,12 +1,26 @@
 #!/usr/bin/env python
-"""Direction test on unseen tasks under each task's own instruction, under a generic one (the mean ψ̄ of
-the normalised training instructions' ψ) and under the own instruction centred, ψ/‖ψ‖ − ψ̄ (not in the
-paper: it removes the part every training instruction shares). Also prints each unseen instruction's
-largest cosine to a training instruction. Used in docs/results/decisionnce.md, sessions 9 and 11.
+"""Direction test on unseen tasks under several text features:
+
+- own: the task's own instruction ψ;
+- generic: the mean ψ̄ of the normalised training instructions' ψ;
+- centred: ψ/‖ψ‖ − ψ̄ (not in the paper: it removes the part every training instruction shares);
+- arrow: one direction fitted on all training demos without their instructions, the score of a reward
+  that ignores the language (`arrow_of_time`);
+- fitted: the best text feature for the task, fitted on half its demos and scored on the other half,
+  about the most the image encoder allows any instruction embedding (`fit_direction`).
+
+Also prints each unseen instruction's largest cosine to a training instruction. Used in
+docs/results/decisionnce.md, sessions 9, 11 and 12.
+
+``--scenes INSTRUCTION``: for one instruction demonstrated in several scenes (LIBERO suite and task
+index), the own-instruction direction per scene and whether a direction fitted in one scene orders
+the task in another (`transfer_matrix`).
 
     python scripts/dnce_generic_direction.py DATA RUN SPLIT IMAGE_KEY
     python scripts/dnce_generic_direction.py data/dnce/libero runs/dnce_T_libero libero observation.images.agentview \
         --train-episodes 8
+    python scripts/dnce_generic_direction.py data/dnce/libero,data/dnce/l90a,data/dnce/l90b runs/dnce_T_l90 libero \
+        observation.images.agentview --scenes "turn on the stove"
 """
 
 from __future__ import annotations
@@ -38,6 +52,48 @@ def direction_rates(enc, episodes: dict, image_key: str, instructions: dict, n: 
     return out
 
 
+def arrow_of_time(enc, groups: dict, image_key: str, per_demo: int = 500, seed: int = 0) -> torch.Tensor:
+    """One direction fitted on the training demos of every task together, with no instruction: a reward
+    that only says "later frames". Any language-conditioned reward should beat it on a task."""
+    from policies.decisionnce.evaluate_decisionnce import fit_direction, segment_deltas
+    from policies.decisionnce.rewards import embed_frames
+    g = torch.Generator().manual_seed(seed)
+    deltas = [segment_deltas(embed_frames(enc, ep.obs[image_key])) for eps in groups.values() for ep in eps]
+    return fit_direction(torch.cat([d[torch.randperm(len(d), generator=g)[:per_demo]] for d in deltas]))
+
+
+def fitted_rate(enc, episodes: list, image_key: str) -> float:
+    """Direction rate (all sorted pairs) on the second half of ``episodes`` under the text feature fitted
+    on the first half."""
+    from policies.decisionnce.evaluate_decisionnce import fit_direction, segment_deltas
+    from policies.decisionnce.rewards import embed_frames
+    if len(episodes) < 2:
+        raise ValueError(f"the fitted direction needs at least 2 demos of a task, got {len(episodes)}")
+    deltas = [segment_deltas(embed_frames(enc, ep.obs[image_key])) for ep in episodes]
+    k = len(deltas) // 2
+    u = fit_direction(torch.cat(deltas[:k]))
+    return float(np.mean([(d @ u > 0).float().mean().item() for d in deltas[k:]]))
+
+
+def scene_report(enc, episodes: list, image_key: str, instruction: str) -> None:
+    """Print the own-instruction rate per scene and the fitted-direction transfer matrix."""
+    from collections import defaultdict
+
+    from policies.decisionnce.evaluate_decisionnce import segment_deltas, transfer_matrix
+    from policies.decisionnce.rewards import embed_frames
+    deltas = defaultdict(list)
+    for ep in episodes:
+        deltas[f"{ep.attrs.get('suite', '')}#{ep.attrs.get('task_index', '')}"].append(
+            segment_deltas(embed_frames(enc, ep.obs[image_key])))
+    u = F.normalize(enc.encode_text([instruction])[0], dim=0)
+    names, m = transfer_matrix(deltas)
+    print(f"{instruction!r}: rows = direction fitted on (first half), columns = scored on (second half)")
+    print("scene".ljust(16), "".join(n[-14:].rjust(16) for n in names))
+    for row, label in zip([[np.mean([(d @ u > 0).float().mean().item() for d in deltas[n]]) for n in names], *m],
+                          ["own (all demos)", *names, "joint fit"]):
+        print(label[-16:].ljust(16), "".join(f"{x:16.2f}" for x in row))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="episode files or folders, comma-separated (as the run's --data)")
@@ -48,6 +104,8 @@ def main(argv=None) -> int:
     p.add_argument("--segments", type=int, default=20, help="random segments per episode")
     p.add_argument("--train-episodes", type=int, default=None,
                    help="the run's --train-episodes: also test the training tasks' later (held-out) demos")
+    p.add_argument("--scenes", default=None, metavar="INSTRUCTION",
+                   help="only the per-scene report of one instruction (see the module docstring)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     from policies.decisionnce.data import load_task_episodes
@@ -57,6 +115,11 @@ def main(argv=None) -> int:
 
     enc = DualEncoder.load(f"{args.run}/checkpoints/last/encoder").eval()
     hold, data = HOLDOUTS[args.split], args.data.split(",")
+    if args.scenes:
+        eps = load_task_episodes(data, [args.image_key], include=(args.scenes,), strict=True)
+        with torch.no_grad():
+            scene_report(enc, eps[args.scenes], args.image_key, args.scenes)
+        return 0
     held = load_task_episodes(data, [args.image_key], include=hold)
     train_eps = load_task_episodes(data, [args.image_key], exclude=hold + names_arg(args.exclude, EXCLUDES),
                                    limit=None if args.train_episodes is not None else 1, strict=True)
@@ -65,10 +128,14 @@ def main(argv=None) -> int:
     with torch.no_grad():
         U_train = enc.encode_text(train)
         generic = text_baseline(U_train)[None]
-        texts = {"own": lambda u: u, "generic": lambda u: generic, "centred": lambda u: centred_text(u, generic)}
+        n_fit = args.train_episodes or 1
+        arrow = arrow_of_time(enc, {k: v[:n_fit] for k, v in train_eps.items()}, args.image_key)[None]
+        texts = {"own": lambda u: u, "generic": lambda u: generic, "centred": lambda u: centred_text(u, generic),
+                 "arrow": lambda u: arrow}
         for inst, r in direction_rates(enc, held, args.image_key, texts, args.segments, rng).items():
             cos = F.cosine_similarity(r["psi"], U_train).max().item()
-            print("  ".join(f"{k} {r[k]:.2f}" for k in texts), f" max cos {cos:.2f}  {held[inst][0].attrs['task_name']}")
+            print("  ".join(f"{k} {r[k]:.2f}" for k in texts), f" fitted {fitted_rate(enc, held[inst], args.image_key):.2f}",
+                  f" max cos {cos:.2f}  {held[inst][0].attrs['task_name']}")
         if args.train_episodes is not None:
             seen = {k: v[args.train_episodes:] for k, v in train_eps.items() if len(v) > args.train_episodes}
             r = direction_rates(enc, seen, args.image_key, texts, args.segments, rng)

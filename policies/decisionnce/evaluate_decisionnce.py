@@ -85,3 +85,43 @@ def reward_curves(encoder: DualEncoder, episode: Episode, image_key: str, instru
 
 def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()
+
+
+def segment_deltas(feats: torch.Tensor) -> torch.Tensor:
+    """(T, D) frame features -> (T(T-1)/2, D) unit φ(o_e) − φ(o_s) of every sorted pair s < e."""
+    s, e = torch.triu_indices(len(feats), len(feats), 1)
+    return F.normalize(feats[e] - feats[s], dim=-1)
+
+
+def fit_direction(deltas: torch.Tensor, steps: int = 300, lr: float = 1e-2, sharpness: float = 10.0) -> torch.Tensor:
+    """The unit text feature u that best orders ``deltas`` (N, D) forward under the -T reward (logistic fit,
+    started from their mean). Its direction rate on other demos of a task is the most any instruction
+    embedding can reach with this image encoder: it separates image-side from language-side failure."""
+    if deltas.dim() != 2 or len(deltas) == 0:
+        raise ValueError(f"fit_direction needs (N >= 1, D) segment deltas, got {tuple(deltas.shape)}")
+    x = deltas.detach().float()
+    u = x.mean(0).clone().requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            opt.zero_grad()
+            F.softplus(-sharpness * x @ F.normalize(u, dim=0)).mean().backward()
+            opt.step()
+    return F.normalize(u.detach(), dim=0)
+
+
+def transfer_matrix(deltas: Mapping[str, Sequence[torch.Tensor]]) -> tuple[list[str], np.ndarray]:
+    """Does the best text feature for a task in one scene also order it in another?
+
+    ``deltas``: per scene (or any grouping), each demo's ``segment_deltas``. A direction is fitted on
+    the first half of each scene's demos and on all first halves together; returns the scene names and
+    a (S + 1, S) matrix of direction rates on every scene's second half (rows: fitted on that scene,
+    last row: the joint fit)."""
+    names = sorted(deltas)
+    if any(len(deltas[s]) < 2 for s in names):
+        raise ValueError(f"transfer_matrix needs at least 2 demos per scene, got { {s: len(deltas[s]) for s in names} }")
+    fit_half = {s: torch.cat(list(deltas[s][:len(deltas[s]) // 2])) for s in names}
+    dirs = [fit_direction(fit_half[s]) for s in names] + [fit_direction(torch.cat(list(fit_half.values())))]
+    out = np.array([[np.mean([(d @ u > 0).float().mean().item() for d in deltas[t][len(deltas[t]) // 2:]])
+                     for t in names] for u in dirs])
+    return names, out

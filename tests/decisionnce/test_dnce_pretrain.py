@@ -12,7 +12,8 @@ import torch
 
 from policies.decisionnce.configuration_decisionnce import EncoderConfig, PretrainConfig
 from policies.decisionnce.encoder import DualEncoder
-from policies.decisionnce.evaluate_decisionnce import representation_metrics
+from policies.decisionnce.evaluate_decisionnce import (fit_direction, representation_metrics, segment_deltas,
+                                                        transfer_matrix)
 from policies.decisionnce.rewards import (RewardModel, centred_text, embed_frames, potential, text_baseline,
                                           transition_rewards)
 from policies.decisionnce.train_decisionnce import pretrain
@@ -100,6 +101,48 @@ def test_a_baseline_shared_by_every_instruction_flips_to_forward_when_centred(ti
     assert np.allclose(rm(ep.obs[IMG], ep.task), 0.0, atol=1e-5)
     with pytest.raises(ValueError, match="at least one instruction"):
         text_baseline(torch.empty(0, d.numel()))
+
+
+def test_fitted_direction_orders_new_trajectories_of_the_task_forward():
+    """The fitted text feature recovers the task's motion in feature space through a larger shared
+    component and noise, and orders another trajectory's segments forward where a random feature
+    does not."""
+    gen = torch.Generator().manual_seed(0)
+    d, shared = torch.nn.functional.normalize(torch.randn(2, 32, generator=gen), dim=1)
+
+    def trajectory():   # the task moves along d; every frame also wanders along a shared direction
+        t = torch.arange(30.0)[:, None]
+        return t * d + 3 * torch.randn(30, 1, generator=gen) * shared + 0.5 * torch.randn(30, 32, generator=gen)
+
+    u = fit_direction(torch.cat([segment_deltas(trajectory()) for _ in range(3)]))
+    assert u.norm().item() == pytest.approx(1.0) and torch.dot(u, d).item() > 0.8
+    test = segment_deltas(trajectory())
+    assert len(test) == 30 * 29 // 2
+    assert (test @ u > 0).float().mean().item() > 0.95
+    rand = torch.nn.functional.normalize(torch.randn(32, generator=gen), dim=0)
+    assert (test @ rand > 0).float().mean().item() < 0.9
+    with pytest.raises(ValueError, match="segment deltas"):
+        fit_direction(torch.empty(0, 32))
+
+
+def test_transfer_matrix_shows_a_direction_that_does_not_carry_to_another_scene():
+    """Two scenes where the same task moves along orthogonal feature directions: each scene's fitted
+    direction orders its own held-out demos, not the other scene's; the joint fit orders both."""
+    gen = torch.Generator().manual_seed(1)
+    d = torch.nn.functional.normalize(torch.randn(2, 16, generator=gen), dim=1)
+    d[1] = torch.nn.functional.normalize(d[1] - (d[1] @ d[0]) * d[0], dim=0)
+
+    def demos(k):
+        return [segment_deltas(torch.arange(20.0)[:, None] * d[k] + 0.3 * torch.randn(20, 16, generator=gen))
+                for _ in range(4)]
+
+    names, m = transfer_matrix({"b": demos(1), "a": demos(0)})
+    assert names == ["a", "b"] and m.shape == (3, 2)
+    assert m[0, 0] > 0.95 and m[1, 1] > 0.95
+    assert m[0, 1] < 0.8 and m[1, 0] < 0.8
+    assert m[2].min() > 0.9
+    with pytest.raises(ValueError, match="at least 2 demos per scene"):
+        transfer_matrix({"a": demos(0)[:1]})
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path):
