@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 import numpy as np
 import torch
@@ -94,6 +95,27 @@ def scene_report(enc, episodes: list, image_key: str, instruction: str) -> None:
         print(label[-16:].ljust(16), "".join(f"{x:16.2f}" for x in row))
 
 
+def plot_rates(rows: dict, path: str, title: str) -> None:
+    """Grouped bars: per unseen task, the direction rate under each text feature."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tasks, cols = list(rows), list(next(iter(rows.values())))
+    fig, ax = plt.subplots(figsize=(1.6 * len(tasks) + 2, 4.4))
+    w = 0.8 / len(cols)
+    for j, c in enumerate(cols):
+        ax.bar(np.arange(len(tasks)) + (j - (len(cols) - 1) / 2) * w, [rows[t][c] for t in tasks], w, label=c)
+    ax.axhline(0.9, color="k", ls="--", lw=0.8)
+    ax.set_xticks(np.arange(len(tasks)), [textwrap.fill(t, 26) for t in tasks], fontsize=7)
+    ax.set_ylabel("direction rate")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncol=len(cols), loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="episode files or folders, comma-separated (as the run's --data)")
@@ -106,6 +128,7 @@ def main(argv=None) -> int:
                    help="the run's --train-episodes: also test the training tasks' later (held-out) demos")
     p.add_argument("--scenes", default=None, metavar="INSTRUCTION",
                    help="only the per-scene report of one instruction (see the module docstring)")
+    p.add_argument("--plot", default=None, help="save a bar chart of the unseen tasks' rates (png)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     from policies.decisionnce.data import load_task_episodes
@@ -132,10 +155,14 @@ def main(argv=None) -> int:
         arrow = arrow_of_time(enc, {k: v[:n_fit] for k, v in train_eps.items()}, args.image_key)[None]
         texts = {"own": lambda u: u, "generic": lambda u: generic, "centred": lambda u: centred_text(u, generic),
                  "arrow": lambda u: arrow}
+        rows = {}
         for inst, r in direction_rates(enc, held, args.image_key, texts, args.segments, rng).items():
             cos = F.cosine_similarity(r["psi"], U_train).max().item()
-            print("  ".join(f"{k} {r[k]:.2f}" for k in texts), f" fitted {fitted_rate(enc, held[inst], args.image_key):.2f}",
+            rows[inst] = {k: r[k] for k in texts} | {"fitted": fitted_rate(enc, held[inst], args.image_key)}
+            print("  ".join(f"{k} {v:.2f}" for k, v in rows[inst].items()),
                   f" max cos {cos:.2f}  {held[inst][0].attrs['task_name']}")
+        if args.plot:
+            plot_rates(rows, args.plot, f"{args.run}: unseen tasks under each text feature")
         if args.train_episodes is not None:
             seen = {k: v[args.train_episodes:] for k, v in train_eps.items() if len(v) > args.train_episodes}
             r = direction_rates(enc, seen, args.image_key, texts, args.segments, rng)
