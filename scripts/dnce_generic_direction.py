@@ -53,45 +53,41 @@ def direction_rates(enc, episodes: dict, image_key: str, instructions: dict, n: 
     return out
 
 
+def demo_deltas(enc, ep, image_key: str) -> torch.Tensor:
+    from policies.decisionnce.evaluate_decisionnce import segment_deltas
+    from policies.decisionnce.rewards import embed_frames
+    return segment_deltas(embed_frames(enc, ep.obs[image_key]))
+
+
 def arrow_of_time(enc, groups: dict, image_key: str, per_demo: int = 500, seed: int = 0) -> torch.Tensor:
     """One direction fitted on the training demos of every task together, with no instruction: a reward
     that only says "later frames". Any language-conditioned reward should beat it on a task."""
-    from policies.decisionnce.evaluate_decisionnce import fit_direction, segment_deltas
-    from policies.decisionnce.rewards import embed_frames
+    from policies.decisionnce.evaluate_decisionnce import fit_direction
     g = torch.Generator().manual_seed(seed)
-    deltas = [segment_deltas(embed_frames(enc, ep.obs[image_key])) for eps in groups.values() for ep in eps]
+    deltas = [demo_deltas(enc, ep, image_key) for eps in groups.values() for ep in eps]
     return fit_direction(torch.cat([d[torch.randperm(len(d), generator=g)[:per_demo]] for d in deltas]))
 
 
 def fitted_rate(enc, episodes: list, image_key: str) -> float:
-    """Direction rate (all sorted pairs) on the second half of ``episodes`` under the text feature fitted
-    on the first half."""
-    from policies.decisionnce.evaluate_decisionnce import fit_direction, segment_deltas
-    from policies.decisionnce.rewards import embed_frames
-    if len(episodes) < 2:
-        raise ValueError(f"the fitted direction needs at least 2 demos of a task, got {len(episodes)}")
-    deltas = [segment_deltas(embed_frames(enc, ep.obs[image_key])) for ep in episodes]
-    k = len(deltas) // 2
-    u = fit_direction(torch.cat(deltas[:k]))
-    return float(np.mean([(d @ u > 0).float().mean().item() for d in deltas[k:]]))
+    """Direction rate on the second half of a task's ``episodes`` under the text feature fitted on the
+    first half (one scene's diagonal entry of ``transfer_matrix``)."""
+    from policies.decisionnce.evaluate_decisionnce import transfer_matrix
+    return float(transfer_matrix({"task": [demo_deltas(enc, ep, image_key) for ep in episodes]})[1][0, 0])
 
 
 def scene_report(enc, episodes: list, image_key: str, instruction: str) -> None:
     """Print the own-instruction rate per scene and the fitted-direction transfer matrix."""
     from collections import defaultdict
 
-    from policies.decisionnce.evaluate_decisionnce import segment_deltas, transfer_matrix
-    from policies.decisionnce.rewards import embed_frames
+    from policies.decisionnce.evaluate_decisionnce import direction_rate, transfer_matrix
     deltas = defaultdict(list)
     for ep in episodes:
-        deltas[f"{ep.attrs.get('suite', '')}#{ep.attrs.get('task_index', '')}"].append(
-            segment_deltas(embed_frames(enc, ep.obs[image_key])))
+        deltas[f"{ep.attrs.get('suite', '')}#{ep.attrs.get('task_index', '')}"].append(demo_deltas(enc, ep, image_key))
     u = F.normalize(enc.encode_text([instruction])[0], dim=0)
     names, m = transfer_matrix(deltas)
     print(f"{instruction!r}: rows = direction fitted on (first half), columns = scored on (second half)")
     print("scene".ljust(16), "".join(n[-14:].rjust(16) for n in names))
-    for row, label in zip([[np.mean([(d @ u > 0).float().mean().item() for d in deltas[n]]) for n in names], *m],
-                          ["own (all demos)", *names, "joint fit"]):
+    for row, label in zip([[direction_rate(deltas[n], u) for n in names], *m], ["own (all demos)", *names, "joint fit"]):
         print(label[-16:].ljust(16), "".join(f"{x:16.2f}" for x in row))
 
 

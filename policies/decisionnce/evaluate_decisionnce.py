@@ -95,8 +95,9 @@ def segment_deltas(feats: torch.Tensor) -> torch.Tensor:
 
 def fit_direction(deltas: torch.Tensor, steps: int = 300, lr: float = 1e-2, sharpness: float = 10.0) -> torch.Tensor:
     """The unit text feature u that best orders ``deltas`` (N, D) forward under the -T reward (logistic fit,
-    started from their mean). Its direction rate on other demos of a task is the most any instruction
-    embedding can reach with this image encoder: it separates image-side from language-side failure."""
+    started from their mean). Its direction rate on other demos of a task is about the most any
+    instruction embedding can reach with this image encoder: it separates image-side from language-side
+    failure."""
     if deltas.dim() != 2 or len(deltas) == 0:
         raise ValueError(f"fit_direction needs (N >= 1, D) segment deltas, got {tuple(deltas.shape)}")
     x = deltas.detach().float()
@@ -108,6 +109,12 @@ def fit_direction(deltas: torch.Tensor, steps: int = 300, lr: float = 1e-2, shar
             F.softplus(-sharpness * x @ F.normalize(u, dim=0)).mean().backward()
             opt.step()
     return F.normalize(u.detach(), dim=0)
+
+
+def direction_rate(deltas: Sequence[torch.Tensor], u: torch.Tensor) -> float:
+    """Mean over demos (each its ``segment_deltas``) of the fraction of segments the -T reward under
+    the text feature ``u`` calls forward."""
+    return float(np.mean([(d @ u > 0).float().mean().item() for d in deltas]))
 
 
 def transfer_matrix(deltas: Mapping[str, Sequence[torch.Tensor]]) -> tuple[list[str], np.ndarray]:
@@ -122,6 +129,5 @@ def transfer_matrix(deltas: Mapping[str, Sequence[torch.Tensor]]) -> tuple[list[
         raise ValueError(f"transfer_matrix needs at least 2 demos per scene, got { {s: len(deltas[s]) for s in names} }")
     fit_half = {s: torch.cat(list(deltas[s][:len(deltas[s]) // 2])) for s in names}
     dirs = [fit_direction(fit_half[s]) for s in names] + [fit_direction(torch.cat(list(fit_half.values())))]
-    out = np.array([[np.mean([(d @ u > 0).float().mean().item() for d in deltas[t][len(deltas[t]) // 2:]])
-                     for t in names] for u in dirs])
+    out = np.array([[direction_rate(deltas[t][len(deltas[t]) // 2:], u) for t in names] for u in dirs])
     return names, out
