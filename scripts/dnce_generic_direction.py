@@ -34,16 +34,16 @@ import torch
 import torch.nn.functional as F
 
 
-def direction_rates(enc, episodes: dict, image_key: str, instructions: dict, n: int, rng) -> dict:
+def direction_rates(enc, feats: dict, instructions: dict, n: int, rng) -> dict:
     """{instruction: {name: fraction of n random sorted segments per episode with r(fwd) > r(rev)}, "psi": ψ}
-    where ``instructions`` maps a name to a function of the task's own ψ giving the text feature used."""
-    from policies.decisionnce.rewards import embed_frames, segment_reward
+    where ``feats`` maps an instruction to its episodes' frame features and ``instructions`` maps a name
+    to a function of the task's own ψ giving the text feature used."""
+    from policies.decisionnce.rewards import segment_reward
     out = {}
-    for inst in sorted(episodes):
+    for inst in sorted(feats):
         own = enc.encode_text([inst])
         hits = {k: [] for k in instructions}
-        for ep in episodes[inst]:
-            f = embed_frames(enc, ep.obs[image_key])
+        for f in feats[inst]:
             pairs = np.sort(np.stack([rng.choice(len(f), 2, replace=False) for _ in range(n)]), 1)
             vs, ve = f[pairs[:, 0]], f[pairs[:, 1]]
             for name, text in instructions.items():
@@ -51,6 +51,12 @@ def direction_rates(enc, episodes: dict, image_key: str, instructions: dict, n: 
                 hits[name].append((segment_reward(vs, ve, u, "T") > segment_reward(ve, vs, u, "T")).float().mean().item())
         out[inst] = {k: float(np.mean(v)) for k, v in hits.items()} | {"psi": own}
     return out
+
+
+def embed_groups(enc, groups: dict, image_key: str) -> dict:
+    """{instruction: episodes} -> {instruction: each episode's (T, D) frame features}, embedded once."""
+    from policies.decisionnce.rewards import embed_frames
+    return {k: [embed_frames(enc, ep.obs[image_key]) for ep in eps] for k, eps in groups.items()}
 
 
 def demo_deltas(enc, ep, image_key: str) -> torch.Tensor:
@@ -68,11 +74,11 @@ def arrow_of_time(enc, groups: dict, image_key: str, per_demo: int = 500, seed: 
     return fit_direction(torch.cat([d[torch.randperm(len(d), generator=g)[:per_demo]] for d in deltas]))
 
 
-def fitted_rate(enc, episodes: list, image_key: str) -> float:
-    """Direction rate on the second half of a task's ``episodes`` under the text feature fitted on the
-    first half (one scene's diagonal entry of ``transfer_matrix``)."""
-    from policies.decisionnce.evaluate_decisionnce import transfer_matrix
-    return float(transfer_matrix({"task": [demo_deltas(enc, ep, image_key) for ep in episodes]})[1][0, 0])
+def fitted_rate(feats: list) -> float:
+    """Direction rate on the second half of a task's episodes (their frame features) under the text
+    feature fitted on the first half (one scene's diagonal entry of ``transfer_matrix``)."""
+    from policies.decisionnce.evaluate_decisionnce import segment_deltas, transfer_matrix
+    return float(transfer_matrix({"task": [segment_deltas(f) for f in feats]})[1][0, 0])
 
 
 def scene_report(enc, episodes: list, image_key: str, instruction: str) -> None:
@@ -151,17 +157,17 @@ def main(argv=None) -> int:
         arrow = arrow_of_time(enc, {k: v[:n_fit] for k, v in train_eps.items()}, args.image_key)[None]
         texts = {"own": lambda u: u, "generic": lambda u: generic, "centred": lambda u: centred_text(u, generic),
                  "arrow": lambda u: arrow}
-        rows = {}
-        for inst, r in direction_rates(enc, held, args.image_key, texts, args.segments, rng).items():
+        rows, held_f = {}, embed_groups(enc, held, args.image_key)
+        for inst, r in direction_rates(enc, held_f, texts, args.segments, rng).items():
             cos = F.cosine_similarity(r["psi"], U_train).max().item()
-            rows[inst] = {k: r[k] for k in texts} | {"fitted": fitted_rate(enc, held[inst], args.image_key)}
+            rows[inst] = {k: r[k] for k in texts} | {"fitted": fitted_rate(held_f[inst])}
             print("  ".join(f"{k} {v:.2f}" for k, v in rows[inst].items()),
                   f" max cos {cos:.2f}  {held[inst][0].attrs['task_name']}")
         if args.plot:
             plot_rates(rows, args.plot, f"{args.run}: unseen tasks under each text feature")
         if args.train_episodes is not None:
             seen = {k: v[args.train_episodes:] for k, v in train_eps.items() if len(v) > args.train_episodes}
-            r = direction_rates(enc, seen, args.image_key, texts, args.segments, rng)
+            r = direction_rates(enc, embed_groups(enc, seen, args.image_key), texts, args.segments, rng)
             print("  ".join(f"{k} {np.mean([x[k] for x in r.values()]):.2f}" for k in texts),
                   f" training tasks' held-out demos, mean over {len(r)} tasks")
     return 0
