@@ -10,9 +10,11 @@ outside). A grasp that did not lift the object is retried from the start (twice 
 Coverage (``expert_for`` returns None elsewhere): every libero_object task; every libero_spatial task
 (bowl rim grasps); libero_goal except pushing the plate (pick-and-place onto the stove, the plate, the
 bowl, the cabinet and the wine rack; opening the middle drawer; opening the top drawer and putting the
-bowl in; turning on the stove, see sim/libero_primitives.py). libero_10/libero_90 tasks whose goal is a
-single ``on``/``in``/``open`` (a drawer)/``turnon`` get the same scripts; their success rates on libero_90
-are in docs/results/decisionnce.md.
+bowl in; turning on the stove, see sim/libero_primitives.py). libero_10/libero_90 goals made of
+``on``/``in``/``open`` and ``close`` (a drawer)/``turnon``/``turnoff`` predicates get the same scripts, one
+stage per predicate (closing last). Objects wider than the gripper are held by a handle when they have
+one (a moka pot, a mug); an object that fits a region only one way round (a book into a caddy's slot)
+is turned to fit. Success rates per task are in docs/results/decisionnce.md.
 """
 
 from __future__ import annotations
@@ -81,15 +83,20 @@ class Scene:
             self._subtree[root] = np.flatnonzero(np.isin(self.m.geom_bodyid, list(bodies)) & collide)
         return self._subtree[root]
 
-    def aabb(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """World-frame axis-aligned box around the body's collision geoms."""
-        lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    def geom_boxes(self, name: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """World-frame axis-aligned box of each of the body's collision geoms."""
+        out = []
         for g in self._geoms(name):
             R = self.d.geom_xmat[g].reshape(3, 3)
             c = self.d.geom_xpos[g] + R @ self.m.geom_aabb[g, :3]
             e = np.abs(R) @ self.m.geom_aabb[g, 3:]
-            lo, hi = np.minimum(lo, c - e), np.maximum(hi, c + e)
-        return lo, hi
+            out.append((c - e, c + e))
+        return out
+
+    def aabb(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """World-frame axis-aligned box around the body's collision geoms."""
+        boxes = self.geom_boxes(name)
+        return np.min([b[0] for b in boxes], 0), np.max([b[1] for b in boxes], 0)
 
     def center(self, name: str) -> np.ndarray:
         lo, hi = self.aabb(name)
@@ -222,6 +229,9 @@ class WaypointExpert:
     def _start(self) -> None:
         # a stage's plan is built when the stage begins, from the scene as it is then
         self.phases = self.stages[self.stage](self.scene, self.mem)
+        while not self.phases and self.stage + 1 < len(self.stages):   # nothing to do in this stage
+            self.stage += 1
+            self.phases = self.stages[self.stage](self.scene, self.mem)
         self.i = 0
         self.k = 0
         self.trail: list[np.ndarray] = []
@@ -291,6 +301,23 @@ def top_grasp(s: Scene, obj: str) -> Grasp:
     return Grasp(np.array([c[0], c[1], z]), axis)
 
 
+def handle_grasp(s: Scene, obj: str, thin: float = 0.025) -> Grasp | None:
+    """Across a handle: the object's thin collision boxes (horizontal narrow side < ``thin``) clear of
+    its largest box, the cluster farthest from it. None when the object has no such part."""
+    boxes = s.geom_boxes(obj)
+    main = max(boxes, key=lambda b: float(np.prod(b[1] - b[0])))
+    mc = (main[0] + main[1]) / 2
+    parts = [b for b in boxes if np.min(b[1][:2] - b[0][:2]) < thin and not _xy_overlap(*b, *main, 0.003)]
+    if not parts:
+        return None
+    far = max(parts, key=lambda b: float(np.linalg.norm((b[0] + b[1])[:2] / 2 - mc[:2])))
+    handle = [b for b in parts if _xy_overlap(*b, *far, 0.005)]
+    lo, hi = np.min([b[0] for b in handle], 0), np.max([b[1] for b in handle], 0)
+    c = (lo + hi) / 2
+    axis = np.array([1.0, 0.0, 0.0]) if hi[0] - lo[0] <= hi[1] - lo[1] else np.array([0.0, 1.0, 0.0])
+    return Grasp(c, axis)
+
+
 def rim_grasp(s: Scene, obj: str, prefer: np.ndarray | None = None) -> Grasp:
     """Pinch a bowl's wall: fingers radial, one inside and one outside, at the side with most clearance."""
     lo, hi = s.aabb(obj)
@@ -325,18 +352,24 @@ def is_bowl(name: str) -> bool:
 
 
 def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]], clearance: float = 0.02,
-                    carry: float = 0.06) -> Callable[[Scene, dict], list[Phase]]:
+                    carry: float = 0.06, place_axis: Callable[[Scene], np.ndarray | None] | None = None
+                    ) -> Callable[[Scene, dict], list[Phase]]:
     """Pick ``obj`` and release it with its bottom ``clearance`` above the surface at the place point.
 
-    ``place(scene) -> (xy of the object's centre, surface z)``.
+    ``place(scene) -> (xy of the object's centre, surface z)``; ``place_axis(scene)``: the finger axis
+    to carry and lower the object with (None: keep the grasp's).
     """
 
     def build(s: Scene, mem: dict) -> list[Phase]:
         g = rim_grasp(s, obj) if is_bowl(obj) else top_grasp(s, obj)
+        if not is_bowl(obj) and min(s.horizontal_axes(obj)[1:]) > 0.075:   # too wide to hold across
+            g = handle_grasp(s, obj) or g
         lo0, hi0 = s.aabb(obj)
         mem.update(bottom0=lo0[2], grasp=g)
         above = g.pos + [0, 0, g.approach]
         xy, surf = place(s)
+        turn = place_axis(s) if place_axis is not None else None
+        hold = (lambda: turn) if turn is not None else None
         # carry the object's bottom above its support, the target and anything tall around the start
         # (a drawer's walls, the cabinet it sits in)
         around = max([ohi[2] for olo, ohi in s.obstacles(exclude=(obj,))
@@ -373,8 +406,8 @@ def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]]
             Phase("close", lambda: g.pos, +1, lambda: g.axis, min_steps=9, max_steps=9),
             Phase("lift", lambda: np.array([g.pos[0], g.pos[1], lift_z]), +1, tol=0.01, max_steps=50,
                   speed=0.7, on_end=record, check=lifted),
-            Phase("carry", carry_target, +1, tol=0.015, max_steps=100, speed=carry_speed, check=held),
-            Phase("lower", release_target, +1, tol=0.008, max_steps=40, speed=0.4),
+            Phase("carry", carry_target, +1, hold, tol=0.015, max_steps=100, speed=carry_speed, check=held),
+            Phase("lower", release_target, +1, hold, tol=0.008, max_steps=40, speed=0.4),
             Phase("release", None, -1, min_steps=6, max_steps=6),
             Phase("retreat", lambda: release_target() + [0, 0, 0.10], -1, tol=0.02, max_steps=30),
         ]
@@ -396,6 +429,24 @@ def place_in_container(target: str, drop: float = 0.0) -> Callable[[Scene], tupl
         lo, hi = s.aabb(target)
         c = (lo + hi) / 2
         return c[:2], hi[2] + drop
+    return f
+
+
+def place_in_region(site: str, parent: str) -> Callable[[Scene], tuple[np.ndarray, float]]:
+    """Release above the parent's rim over the region site's centre (a basket, one compartment of a caddy)."""
+    def f(s: Scene):
+        return s.site(site)[0][:2], s.aabb(parent)[1][2]
+    return f
+
+
+def region_axis(site: str, obj: str) -> Callable[[Scene], np.ndarray | None]:
+    """The region's narrow horizontal axis, to turn the held object's thin side along it, when the object
+    would not fit across the region otherwise (a book into a caddy's slot); None when it fits anyway."""
+    def f(s: Scene):
+        size = s.site(site)[1]
+        if s.horizontal_axes(obj)[2] <= 2 * min(size[0], size[1]):
+            return None
+        return np.array([1.0, 0.0, 0.0]) if size[0] <= size[1] else np.array([0.0, 1.0, 0.0])
     return f
 
 
@@ -433,45 +484,54 @@ def _goal(env: "LiberoEnv") -> list:
     return [list(map(str, g)) for g in env.raw_env.env.parsed_problem["goal_state"]]
 
 
-def _plan_for_goal(env: "LiberoEnv", goal: list) -> Builder | list[Builder] | None:
+def _plan_for_goal(env: "LiberoEnv", goal: list) -> list[Builder] | None:
+    """One stage per predicate of the goal, in the goal's order except that closing comes last (put the
+    bowl in the drawer, then close it); None when a predicate has no script."""
+    stages: list[Builder] = []
+    for pred in sorted(goal, key=lambda g: g[0].lower() == "close"):
+        plan = _plan_for_predicate(env, pred)
+        if plan is None:
+            return None
+        stages += plan if isinstance(plan, list) else [plan]
+    return stages or None
+
+
+def _plan_for_predicate(env: "LiberoEnv", pred: list) -> Builder | list[Builder] | None:
+    from sim import libero_primitives as prim
     rs = env.raw_env.env
-    if len(goal) != 1:
-        return None
-    pred = goal[0][0].lower()
-    if pred in ("on", "in") and len(goal[0]) == 3:
-        obj, target = goal[0][1], goal[0][2]
+    name = pred[0].lower()
+    if name in ("on", "in") and len(pred) == 3:
+        obj, target = pred[1], pred[2]
         if obj not in rs.objects_dict:
             return None
         if target in rs.obj_body_id:             # onto / into another object
-            if pred == "in" or "basket" in target or "tray" in target:
+            if name == "in" or "basket" in target or "tray" in target:
                 return pick_place_plan(obj, place_in_container(target))
             return pick_place_plan(obj, place_on_object(target), clearance=0.01)
         if target in rs.object_sites_dict:       # a region of a fixture or object
             site = rs.object_sites_dict[target]
             parent = site.parent_name
-            if "contain_region" in target:       # e.g. basket_1_contain_region
-                return pick_place_plan(obj, place_in_container(parent))
-            if pred == "on" and parent is None:  # a region of the table
-                lo, hi = Scene(env).aabb(obj)
-                if min(hi[0] - lo[0], hi[1] - lo[1]) > 0.075 and not is_bowl(obj):
-                    return None  # wider than the gripper and no rim to hold (a plate): not scripted
+            if "contain_region" in target:       # e.g. basket_1_contain_region, a caddy's compartment
+                return pick_place_plan(obj, place_in_region(target, parent), place_axis=region_axis(target, obj))
+            if name == "on" and parent is None:  # a region of the table
+                sc = Scene(env)
+                lo, hi = sc.aabb(obj)
+                if min(hi[0] - lo[0], hi[1] - lo[1]) > 0.075 and not is_bowl(obj) and handle_grasp(sc, obj) is None:
+                    return None  # wider than the gripper, no rim or handle to hold (a plate): not scripted
                 return pick_place_plan(obj, place_on_site(target), clearance=0.01)
-            if pred == "on":
+            if name == "on":
                 return pick_place_plan(obj, place_on_region(target, parent), clearance=0.015)
-            if pred == "in" and getattr(site, "joints", None):   # a drawer: open it, then put the object in
-                from sim.libero_primitives import open_drawer_plan
-                return [open_drawer_plan(target), pick_place_plan(obj, place_on_region(target, parent),
-                                                                  clearance=0.02)]
+            if name == "in" and getattr(site, "joints", None):   # a drawer: open it, then put the object in
+                return [prim.open_drawer_plan(target),
+                        pick_place_plan(obj, place_on_region(target, parent), clearance=0.02)]
         return None
-    if pred == "open" and len(goal[0]) == 2:
+    if name in ("open", "close") and len(pred) == 2:
         # only a drawer region (a site with a joint); a microwave door is an object, not scripted
-        if not getattr(rs.object_sites_dict.get(goal[0][1]), "joints", None):
+        if not getattr(rs.object_sites_dict.get(pred[1]), "joints", None):
             return None
-        from sim.libero_primitives import open_drawer_plan
-        return open_drawer_plan(goal[0][1])
-    if pred == "turnon" and len(goal[0]) == 2:
-        from sim.libero_primitives import turn_on_plan
-        return turn_on_plan(goal[0][1])
+        return (prim.open_drawer_plan if name == "open" else prim.close_drawer_plan)(pred[1])
+    if name in ("turnon", "turnoff") and len(pred) == 2:
+        return prim.turn_knob_plan(pred[1], on=name == "turnon")
     return None
 
 

@@ -31,45 +31,57 @@ def _joint(s: Scene, name: str) -> tuple[int, np.ndarray]:
 
 
 # ----- drawers ---------------------------------------------------------------------------------
+def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, float, np.ndarray]:
+    """(joint name, sign, opening direction, how far open counts as open, centre of the handle bar's
+    outer face): the drawer's front moves along the opening direction as sign * qpos grows."""
+    site = s.rs.object_sites_dict[region]
+    jname = site.joints[0]
+    parent = s.rs.get_object(site.parent_name)
+    j, axis = _joint(s, jname)
+    open_ranges = parent.object_properties["articulation"]["default_open_ranges"]
+    sign = -1.0 if max(open_ranges) < 0 else 1.0
+    open_dir = sign * axis
+    boxes = [_geom_box(s, g) for g in _body_geoms(s, s.m.jnt_bodyid[j])]
+
+    def reach(b):  # how far a box sticks out along the opening direction
+        return float(max(b[0] @ open_dir, b[1] @ open_dir))
+
+    far = max(reach(b) for b in boxes)
+    handle = [b for b in boxes if reach(b) > far - 0.012]   # the bar and its posts
+    bar_out = (np.min([b[0] for b in handle], 0) + np.max([b[1] for b in handle], 0)) / 2
+    bar_out = bar_out + open_dir * (far - bar_out @ open_dir)
+    return jname, sign, open_dir, max(np.abs(open_ranges)) + 0.005, bar_out
+
+
+def _face_drawer(s: Scene, pre: np.ndarray, approach: np.ndarray) -> list[Phase]:
+    """Rise, turn the hand horizontal (fingers pointing into the drawer front), stop in front of it."""
+    up = np.array([0.0, 0.0, 1.0])
+    return [
+        Phase("rise", lambda: np.array([s.eef[0], s.eef[1], max(s.eef[2], pre[2] + 0.05)]), -1, tol=0.02,
+              max_steps=20),
+        Phase("orient", lambda: pre + np.array([0, 0, 0.05]), -1, lambda: up, tol=0.015, max_steps=60,
+              approach=approach),
+        Phase("pre", lambda: pre, -1, lambda: up, tol=0.01, max_steps=40, approach=approach),
+    ]
+
+
 def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict], list[Phase]]:
-    """Grasp the drawer's handle bar from the front (hand horizontal, fingers closing vertically) and pull."""
+    """Grasp the drawer's handle bar from the front (hand horizontal, fingers closing vertically) and pull.
+    Nothing to do when the drawer is already open."""
 
     def build(s: Scene, mem: dict) -> list[Phase]:
-        site = s.rs.object_sites_dict[region]
-        jname = site.joints[0]
-        parent = s.rs.get_object(site.parent_name)
-        j, axis = _joint(s, jname)
-        open_ranges = parent.object_properties["articulation"]["default_open_ranges"]
-        sign = -1.0 if max(open_ranges) < 0 else 1.0
-        open_dir = sign * axis                     # the drawer's front moves this way when opening
-        body = s.m.jnt_bodyid[j]
-        boxes = [_geom_box(s, g) for g in _body_geoms(s, body)]
-
-        def reach(b):  # how far a box sticks out along the opening direction
-            return float(max(b[0] @ open_dir, b[1] @ open_dir))
-
-        far = max(reach(b) for b in boxes)
-        handle = [b for b in boxes if reach(b) > far - 0.012]   # the bar and its posts
-        lo = np.min([b[0] for b in handle], 0)
-        hi = np.max([b[1] for b in handle], 0)
-        bar_out = (lo + hi) / 2
-        bar_out = bar_out + open_dir * (far - bar_out @ open_dir)   # centre of the bar's outer face
+        jname, sign, open_dir, opened, bar_out = _drawer(s, region)
+        if s.joint_qpos(jname) * sign > opened:
+            return []
         approach = -open_dir                      # fingers point into the drawer front
         grasp = bar_out - open_dir * 0.008        # pads around the bar
-        pre = bar_out + open_dir * 0.10
         pull_to = grasp + open_dir * (travel + 0.01)
-
         up = np.array([0.0, 0.0, 1.0])
-        return [
-            Phase("rise", lambda: np.array([s.eef[0], s.eef[1], max(s.eef[2], pre[2] + 0.05)]), -1, tol=0.02,
-                  max_steps=20),
-            Phase("orient", lambda: pre + np.array([0, 0, 0.05]), -1, lambda: up, tol=0.015, max_steps=60,
-                  approach=approach),
-            Phase("pre", lambda: pre, -1, lambda: up, tol=0.01, max_steps=40, approach=approach),
+        return _face_drawer(s, bar_out + open_dir * 0.10, approach) + [
             Phase("reach", lambda: grasp, -1, lambda: up, tol=0.006, max_steps=40, speed=0.5, approach=approach),
             Phase("close", lambda: grasp, +1, lambda: up, min_steps=9, max_steps=9, approach=approach),
             Phase("pull", lambda: pull_to, +1, lambda: up, tol=0.01, max_steps=80, speed=0.4, approach=approach,
-                  done=lambda: s.joint_qpos(jname) * sign > (max(np.abs(open_ranges)) + 0.005)),
+                  done=lambda: s.joint_qpos(jname) * sign > opened),
             Phase("release", None, -1, min_steps=6, max_steps=6, approach=approach),
             Phase("back", lambda: s.eef + open_dir * 0.05, -1, tol=0.02, max_steps=10, approach=approach),
         ]
@@ -77,16 +89,52 @@ def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict
     return build
 
 
+def close_drawer_plan(region: str) -> Callable[[Scene, dict], list[Phase]]:
+    """Lower the closed hand in front of the handle bar, fingers pointing down and 45 degrees into the
+    drawer, and push the bar in until the drawer is shut (nothing to do if it is). Pointing down reaches
+    a bottom drawer's low bar; the tilt keeps the forearm off the cabinet above it."""
+
+    def build(s: Scene, mem: dict) -> list[Phase]:
+        jname, sign, open_dir, _, bar_out = _drawer(s, region)
+        opening = s.joint_qpos(jname) * sign
+        if opening < 0.003:
+            return []
+        front = bar_out + open_dir * 0.035          # fingers just in front of the bar's face
+        push_to = bar_out - open_dir * (opening + 0.02)
+        push_to[2] = front[2]
+        side = np.cross(open_dir, [0.0, 0.0, 1.0])  # fingers side by side across the bar
+        tilt = (np.array([0.0, 0.0, -1.0]) - open_dir) / np.sqrt(2)
+        return [
+            Phase("above", lambda: front + [0, 0, 0.10], +1, lambda: side, tol=0.015, max_steps=60, approach=tilt),
+            Phase("lower", lambda: front, +1, lambda: side, tol=0.008, max_steps=40, speed=0.5, approach=tilt),
+            Phase("push", lambda: push_to, +1, lambda: side, tol=0.008, max_steps=80, speed=0.5, approach=tilt,
+                  done=lambda: s.joint_qpos(jname) * sign < 0.001),
+            Phase("back", lambda: s.eef + open_dir * 0.06 + [0, 0, 0.04], +1, tol=0.02, max_steps=15, approach=tilt),
+        ]
+
+    return build
+
+
 # ----- stove knobs -----------------------------------------------------------------------------
-def turn_on_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
-    """Grasp the knob's lever near its tip and carry it along its arc into the 'on' range."""
+def turn_knob_plan(name: str, on: bool = True) -> Callable[[Scene, dict], list[Phase]]:
+    """Grasp the knob's lever near its tip and carry it along its arc into the 'on' range (``on``) or
+    back to 'off'. Nothing to do when the knob is already there."""
 
     def build(s: Scene, mem: dict) -> list[Phase]:
         obj = s.rs.get_object(name)
         jname = obj.joints[0] if obj.joints else f"{name}_button"
         j, axis = _joint(s, jname)
-        on_ranges = obj.object_properties["articulation"]["default_turnon_ranges"]
-        direction = 1.0 if min(on_ranges) >= 0 else -1.0   # the joint moves this way to turn on
+        art = obj.object_properties["articulation"]
+        on_ranges = art["default_turnon_ranges"]
+        on_dir = 1.0 if min(on_ranges) >= 0 else -1.0      # the joint moves this way to turn on
+        direction = on_dir if on else -on_dir
+        if on:
+            target_q = min(on_ranges) + 0.3 if on_dir > 0 else max(on_ranges) - 0.3
+        else:   # LIBERO's own test: strictly past the 'off' range's inner end
+            edge = max(art["default_turnoff_ranges"]) if on_dir > 0 else min(art["default_turnoff_ranges"])
+            target_q = edge - on_dir * 0.002
+        if direction * s.joint_qpos(jname) >= direction * target_q:
+            return []
         body = s.m.jnt_bodyid[j]
         center = s.d.xanchor[j].copy()
         boxes = [_geom_box(s, g) for g in _body_geoms(s, body)]
@@ -105,7 +153,7 @@ def turn_on_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
         r = np.linalg.norm(arm)
         arm /= max(r, 1e-9)
         r = max(0.75 * r, r - 0.02)               # grasp a bit inside the tip
-        tangent = direction * np.cross(axis, arm)  # the tip's motion when turning on
+        tangent = direction * np.cross(axis, arm)  # the tip's motion when turning
         tangent[2] = 0
         tangent /= np.linalg.norm(tangent)
         q0 = s.joint_qpos(jname)
@@ -122,7 +170,6 @@ def turn_on_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
             return np.array([center[0], center[1], zg]) + r * (rot(theta) @ arm)
 
         zg = c[2] + 0.004                                   # pads around the lever's middle height
-        target_q = min(on_ranges) + 0.3 if direction > 0 else max(on_ranges) - 0.3
         step = direction * zsign * 0.8                      # lead the lever along its arc
 
         def turned() -> bool:
