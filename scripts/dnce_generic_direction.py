@@ -122,7 +122,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="episode files or folders, comma-separated (as the run's --data)")
     p.add_argument("run", help="a pretraining run folder (checkpoints/last/encoder)")
-    p.add_argument("split", help="a named held-out split of exp_pretrain_eval (mt50, ml45, libero)")
+    p.add_argument("split", help="the run's --holdout: a named split of exp_pretrain_eval (mt50, ml45, libero) "
+                                 "or comma-separated instructions")
     p.add_argument("image_key")
     p.add_argument("--exclude", default="", help="the run's --exclude (kept out of the training instructions)")
     p.add_argument("--segments", type=int, default=20, help="random segments per episode")
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
     from policies.decisionnce.rewards import centred_text, text_baseline
 
     enc = DualEncoder.load(f"{args.run}/checkpoints/last/encoder").eval()
-    hold, data = HOLDOUTS[args.split], args.data.split(",")
+    hold, data = names_arg(args.split, HOLDOUTS), args.data.split(",")
     if args.scenes:
         eps = load_task_episodes(data, [args.image_key], include=(args.scenes,), strict=True)
         with torch.no_grad():
