@@ -1,4 +1,5 @@
-"""Articulated-object primitives for the LIBERO experts: pull a drawer open, turn a stove knob on.
+"""Articulated-object primitives for the LIBERO experts: pull a drawer open or push it shut, turn a
+stove knob on or off.
 
 Both read the articulation from the simulator (the joint, its axis and range, the handle or knob
 geometry), so they apply to any cabinet/stove of the same kind, not to one scene's coordinates.
@@ -53,18 +54,6 @@ def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, float, np.nd
     return jname, sign, open_dir, max(np.abs(open_ranges)) + 0.005, bar_out
 
 
-def _face_drawer(s: Scene, pre: np.ndarray, approach: np.ndarray) -> list[Phase]:
-    """Rise, turn the hand horizontal (fingers pointing into the drawer front), stop in front of it."""
-    up = np.array([0.0, 0.0, 1.0])
-    return [
-        Phase("rise", lambda: np.array([s.eef[0], s.eef[1], max(s.eef[2], pre[2] + 0.05)]), -1, tol=0.02,
-              max_steps=20),
-        Phase("orient", lambda: pre + np.array([0, 0, 0.05]), -1, lambda: up, tol=0.015, max_steps=60,
-              approach=approach),
-        Phase("pre", lambda: pre, -1, lambda: up, tol=0.01, max_steps=40, approach=approach),
-    ]
-
-
 def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict], list[Phase]]:
     """Grasp the drawer's handle bar from the front (hand horizontal, fingers closing vertically) and pull.
     Nothing to do when the drawer is already open."""
@@ -77,7 +66,13 @@ def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict
         grasp = bar_out - open_dir * 0.008        # pads around the bar
         pull_to = grasp + open_dir * (travel + 0.01)
         up = np.array([0.0, 0.0, 1.0])
-        return _face_drawer(s, bar_out + open_dir * 0.10, approach) + [
+        pre = bar_out + open_dir * 0.10
+        return [
+            Phase("rise", lambda: np.array([s.eef[0], s.eef[1], max(s.eef[2], pre[2] + 0.05)]), -1, tol=0.02,
+                  max_steps=20),
+            Phase("orient", lambda: pre + np.array([0, 0, 0.05]), -1, lambda: up, tol=0.015, max_steps=60,
+                  approach=approach),
+            Phase("pre", lambda: pre, -1, lambda: up, tol=0.01, max_steps=40, approach=approach),
             Phase("reach", lambda: grasp, -1, lambda: up, tol=0.006, max_steps=40, speed=0.5, approach=approach),
             Phase("close", lambda: grasp, +1, lambda: up, min_steps=9, max_steps=9, approach=approach),
             Phase("pull", lambda: pull_to, +1, lambda: up, tol=0.01, max_steps=80, speed=0.4, approach=approach,
