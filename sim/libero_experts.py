@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 POS_SCALE = 0.05   # metres per unit action (OSC_POSE output_max)
+GRIPPER_SPAN = 0.075  # widest object side the open fingers close across (metres)
 ROT_SCALE = 0.5    # radians per unit action
 DOWN = np.array([0.0, 0.0, -1.0])
 
@@ -295,7 +296,7 @@ def top_grasp(s: Scene, obj: str) -> Grasp:
     c = (lo + hi) / 2
     h = hi[2] - lo[2]
     axis, narrow, wide = s.horizontal_axes(obj)
-    if narrow > 0.075 and wide > narrow:  # wider than the open gripper: try the other side anyway
+    if narrow > GRIPPER_SPAN and wide > narrow:  # wider than the open gripper: try the other side anyway
         axis = np.array([-axis[1], axis[0], 0.0])
     z = max(hi[2] - min(0.045, 0.5 * h), lo[2] + 0.008)
     return Grasp(np.array([c[0], c[1], z]), axis)
@@ -346,6 +347,11 @@ def _xy_distance(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
     return float(np.linalg.norm(d))
 
 
+def too_wide(s: Scene, obj: str) -> bool:
+    """Both horizontal sides wider than the open gripper and no bowl rim to pinch (a plate, a moka pot)."""
+    return not is_bowl(obj) and s.horizontal_axes(obj)[1] > GRIPPER_SPAN
+
+
 def is_bowl(name: str) -> bool:
     """Bowls are wider than the open gripper: they are taken by their rim."""
     return "bowl" in name
@@ -362,7 +368,7 @@ def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]]
 
     def build(s: Scene, mem: dict) -> list[Phase]:
         g = rim_grasp(s, obj) if is_bowl(obj) else top_grasp(s, obj)
-        if not is_bowl(obj) and min(s.horizontal_axes(obj)[1:]) > 0.075:   # too wide to hold across
+        if too_wide(s, obj):
             g = handle_grasp(s, obj) or g
         lo0, hi0 = s.aabb(obj)
         mem.update(bottom0=lo0[2], grasp=g)
@@ -515,8 +521,7 @@ def _plan_for_predicate(env: "LiberoEnv", pred: list) -> Builder | list[Builder]
                 return pick_place_plan(obj, place_in_region(target, parent), place_axis=region_axis(target, obj))
             if name == "on" and parent is None:  # a region of the table
                 sc = Scene(env)
-                lo, hi = sc.aabb(obj)
-                if min(hi[0] - lo[0], hi[1] - lo[1]) > 0.075 and not is_bowl(obj) and handle_grasp(sc, obj) is None:
+                if too_wide(sc, obj) and handle_grasp(sc, obj) is None:
                     return None  # wider than the gripper, no rim or handle to hold (a plate): not scripted
                 return pick_place_plan(obj, place_on_site(target), clearance=0.01)
             if name == "on":
