@@ -11,6 +11,9 @@ a markdown table and figures ``docs/results/figures/dnce_*.png``.
     LIBERO (suite files from `policystack libero-demos`): --data data/dnce/libero --holdout libero \
         --image-key observation.images.agentview
     more instructions: --data data/dnce/libero,data/dnce/l90 --exclude libero90_near (LIBERO-90 demos)
+    the paper's model, for a user with the weights (and a GPU): --encoder rn50 --init-from RN50.pt \
+        --bpe bpe_simple_vocab_16e6.txt.gz --lr 1e-5 --crop-scale 0.2,1.0 --brightness 0.5 --weight-decay 1e-3
+        (κ = 100 follows from --init-from); --init-from DecisionNCE-T --steps 0 evaluates the official weights
 """
 
 from __future__ import annotations
@@ -57,7 +60,13 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="data/dnce/mt50", help="episode files or folders, comma-separated")
     p.add_argument("--out", default="runs/dnce_T", type=Path)
     p.add_argument("--variant", default="T", choices=("P", "T"))
-    p.add_argument("--text-tower", default="minilm", choices=("clip", "minilm"))
+    p.add_argument("--encoder", default="small", choices=("small", "rn50"),
+                   help="small: the CPU-sized CLIP of these results; rn50: the paper's CLIP RN50 (D = 1024)")
+    p.add_argument("--init-from", default=None,
+                   help="OpenAI CLIP weights or an official DecisionNCE checkpoint, loaded strictly (paper: RN50)")
+    p.add_argument("--bpe", default=None, help="CLIP's BPE vocabulary file, for the rn50 text tower")
+    p.add_argument("--text-tower", default=None, choices=("clip", "minilm"),
+                   help="default: minilm with --encoder small, clip (the only choice) with rn50")
     p.add_argument("--minilm-finetune", action="store_true",
                    help="train the MiniLM transformer too (the paper trains its text tower), at --text-lr")
     p.add_argument("--text-lr", type=float, default=1e-5, help="lr of the fine-tuned MiniLM (paper's lr)")
@@ -86,7 +95,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     import logging
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from policies.decisionnce.configuration_decisionnce import EncoderConfig, PretrainConfig
+    from policies.decisionnce.configuration_decisionnce import PretrainConfig
     from policies.decisionnce.data import load_task_episodes
     from policies.decisionnce.encoder import DualEncoder
     from policies.decisionnce.evaluate_decisionnce import representation_metrics, reward_curves
@@ -95,7 +104,7 @@ def main(argv=None) -> int:
     holdout, exclude = names_arg(args.holdout, HOLDOUTS), names_arg(args.exclude, EXCLUDES)
     data = tuple(d for d in args.data.split(",") if d)
     cfg = PretrainConfig(data=data, image_key=args.image_key, holdout=holdout, exclude=exclude, out_dir=str(args.out),
-                         encoder=EncoderConfig(text_tower=args.text_tower, minilm_finetune=args.minilm_finetune),
+                         encoder=encoder_config(args), init_from=args.init_from,
                          variant=args.variant, text_lr=args.text_lr if args.minilm_finetune else None,
                          steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          episodes_per_task=args.train_episodes, seed=args.seed, log_every=25,
@@ -110,11 +119,12 @@ def main(argv=None) -> int:
     if not (args.reuse and enc_dir.is_dir()):
         pretrain(cfg)
     train_time = time.time() - t0
-    enc = DualEncoder.load(enc_dir)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    enc = DualEncoder.load(enc_dir).to(device)
     allg = load_task_episodes(data, [args.image_key], exclude=holdout + exclude)
     seen = {k: v[args.train_episodes:] for k, v in allg.items() if len(v) > args.train_episodes}
     torch.manual_seed(args.seed)
-    rand = DualEncoder(cfg.encoder).eval()
+    rand = DualEncoder(cfg.encoder).eval().to(device)
     results = {"config": {k: v for k, v in vars(args).items() if k not in ("figures", "out")},
                "pretrain_seconds": train_time}
     t1 = time.time()
@@ -130,6 +140,19 @@ def main(argv=None) -> int:
     print(table)
     plots(args, results, enc, held)
     return 0
+
+
+def encoder_config(args):
+    """The encoder the flags name; a combination the paper's model cannot have is a ConfigError."""
+    from policies.decisionnce.configuration_decisionnce import EncoderConfig
+    from policystack.errors import ConfigError
+    if args.encoder == "small":
+        return EncoderConfig(text_tower=args.text_tower or "minilm", minilm_finetune=args.minilm_finetune,
+                             tokenizer="bpe" if args.bpe else "hash", bpe_path=args.bpe)
+    if args.text_tower == "minilm" or args.minilm_finetune:
+        raise ConfigError("--encoder rn50 has CLIP's text tower; --text-tower minilm / --minilm-finetune "
+                          "belong to --encoder small")
+    return EncoderConfig.rn50(bpe_path=args.bpe)
 
 
 def markdown(r: dict) -> str:

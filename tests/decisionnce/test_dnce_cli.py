@@ -71,3 +71,30 @@ def test_pretrain_keeps_excluded_tasks_out_of_training(tmp_path, caplog):
     assert "2 training instructions" in caplog.text
     assert main(base + [f"out_dir={tmp_path / 'typo'}", "exclude=[tsak1]"]) == 2
     assert not (tmp_path / "typo").exists()
+
+
+def test_evaluate_starts_from_official_weights_strictly(tmp_path):
+    """--init-from: a user's official-layout checkpoint is what gets evaluated (--steps 0) at the paper's
+    κ = 100; a file that does not fit the named architecture stops the run before anything is written."""
+    import json
+
+    import torch
+
+    from policies.decisionnce.configuration_decisionnce import EncoderConfig
+    folder = write_groups(synthetic_world(3, 3, T=6), tmp_path / "data")
+    cfg = EncoderConfig(text_tower="clip")               # what --encoder small --text-tower clip builds
+    sd = DualEncoder(cfg).state_dict()
+    torch.save({"model": sd, "epoch": 3}, tmp_path / "DecisionNCE-T")
+    base = ["decisionnce", "evaluate", "--", "--data", str(folder), "--image-key", IMG, "--holdout", "task0",
+            "--train-episodes", "2", "--text-tower", "clip", "--steps", "0", "--batch-size", "2", "--figures", str(tmp_path / "fig")]
+    assert main(base + ["--out", str(tmp_path / "run"), "--init-from", str(tmp_path / "DecisionNCE-T")]) == 0
+    got = DualEncoder.load(tmp_path / "run/checkpoints/last/encoder").state_dict()
+    assert got.keys() == sd.keys() and all(torch.equal(got[k], sd[k]) for k in sd)
+    assert json.loads((tmp_path / "run/pretrain_config.json").read_text())["init_from"].endswith("DecisionNCE-T")
+    assert json.loads((tmp_path / "run/metrics.json").read_text())["trained"]["heldout_tasks"]["n_instructions"] == 1
+    # the MiniLM-tower file named as a CLIP-text-tower encoder: a key mismatch, refused before any output
+    torch.save({"model": DualEncoder(EncoderConfig(text_tower="minilm")).state_dict()}, tmp_path / "minilm.pth")
+    assert main(base + ["--out", str(tmp_path / "bad"), "--init-from", str(tmp_path / "minilm.pth")]) == 2
+    assert not (tmp_path / "bad").exists()
+    # the paper's RN50 has CLIP's text tower only
+    assert main(base[:3] + ["--encoder", "rn50", "--text-tower", "minilm", "--out", str(tmp_path / "x")]) == 2
