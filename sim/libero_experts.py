@@ -342,6 +342,13 @@ def _xy_overlap(lo1, hi1, lo2, hi2, margin: float = 0.0) -> bool:
     return bool(np.all(lo1[:2] - margin <= hi2[:2]) and np.all(lo2[:2] <= hi1[:2] + margin))
 
 
+def _on_path(lo: np.ndarray, hi: np.ndarray, xy: np.ndarray, olo: np.ndarray, ohi: np.ndarray,
+             margin: float) -> bool:
+    """Whether the box (lo, hi), slid in xy from where it is until its centre is at ``xy``, overlaps (olo, ohi)."""
+    shift = np.append(np.asarray(xy) - (lo[:2] + hi[:2]) / 2, 0.0)
+    return any(_xy_overlap(lo + t * shift, hi + t * shift, olo, ohi, margin) for t in np.linspace(0, 1, 11))
+
+
 def _xy_distance(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
     d = np.maximum(np.maximum(lo[:2] - p[:2], 0), p[:2] - hi[:2])
     return float(np.linalg.norm(d))
@@ -376,10 +383,10 @@ def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]]
         xy, surf = place(s)
         turn = place_axis(s) if place_axis is not None else None
         hold = (lambda: turn) if turn is not None else None
-        # carry the object's bottom above its support, the target and anything tall around the start
-        # (a drawer's walls, the cabinet it sits in)
+        # carry the object's bottom above its support, the target and anything it would pass over on the
+        # straight way there (a drawer's walls, the cabinet it sits in, the caddy beside a table region)
         around = max([ohi[2] for olo, ohi in s.obstacles(exclude=(obj,))
-                      if _xy_overlap(lo0, hi0, olo, ohi, 0.03) and ohi[2] < lo0[2] + 0.25] + [lo0[2]])
+                      if _on_path(lo0, hi0, xy, olo, ohi, 0.03) and ohi[2] < lo0[2] + 0.25] + [lo0[2]])
         lift_bottom = max(surf, around) + carry
 
         def record():

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 
-def run_expert(suite: str, task: int, before=None):
-    """Roll the expert out; ``before(env)`` runs after the reset, before the first action."""
+def run_expert(suite: str, task: int, before=None, during=None):
+    """Roll the expert out; ``before(env)`` runs after the reset, before the first action, and
+    ``during(env, expert)`` after every step."""
     from sim.libero_env import LiberoEnv
     from sim.libero_experts import expert_for
     env = LiberoEnv(suite, task, cameras=())
@@ -23,6 +24,8 @@ def run_expert(suite: str, task: int, before=None):
             stages.append(expert.stage)
         obs, _, term, trunc, info = env.step(action)
         done = term or trunc
+        if during is not None:
+            during(env, expert)
     return env, expert, info, stages
 
 
@@ -78,5 +81,28 @@ def test_closing_comes_after_putting_in_whatever_the_goal_order(libero):
         assert [g[0].lower() for g in goal] == ["close", "in"]   # the BDDL lists closing first
         names = [b.__qualname__.split(".")[0] for b in _plan_for_goal(env, goal)]
         assert names == ["open_drawer_plan", "pick_place_plan", "close_drawer_plan"]
+    finally:
+        env.close()
+
+
+
+def test_the_carry_clears_what_stands_on_the_way_to_the_target(libero):
+    """The mug goes to a table region beside the caddy: it passes over the caddy's walls, not into them."""
+    from sim.libero_experts import Scene
+    seen = {"gap": []}
+
+    def look(env):
+        seen["scene"], seen["caddy"] = Scene(env), Scene(env).aabb("desk_caddy_1")
+
+    def watch(env, expert):   # the mug's bottom above the caddy's top while over its footprint
+        clo, chi = seen["caddy"]
+        lo, hi = seen["scene"].aabb("white_yellow_mug_1")
+        if expert.phase == "carry" and np.all(lo[:2] <= chi[:2]) and np.all(clo[:2] <= hi[:2]):
+            seen["gap"].append(lo[2] - chi[2])
+
+    env, expert, info, _ = run_expert("libero_90", 76, before=look, during=watch)   # mug right of the caddy
+    try:
+        assert info["is_success"], f"failed in phase {expert.phase}"
+        assert seen["gap"] and min(seen["gap"]) > 0
     finally:
         env.close()
