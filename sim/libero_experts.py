@@ -463,11 +463,23 @@ def region_axis(site: str, obj: str) -> Callable[[Scene], np.ndarray | None]:
     return f
 
 
-def place_on_region(site: str, parent: str) -> Callable[[Scene], tuple[np.ndarray, float]]:
-    """The region site's centre; the surface is the parent's highest collision point inside the region."""
+def place_on_region(site: str, parent: str, obj: str | None = None, slot: tuple[int, int] = (0, 1)
+                    ) -> Callable[[Scene], tuple[np.ndarray, float]]:
+    """The region site's centre; the surface is the parent's highest collision point inside the region.
+
+    ``slot = (i, k)``: the region is shared by k objects of the goal (two moka pots on one stove); the
+    i-th goes to the i-th of k places spread along the horizontal axis on which ``obj`` is narrower.
+    """
     def f(s: Scene):
         p, size = s.site(site)
         surf = _surface_under(s, parent, p, max(min(size[0], size[1]), 0.02))
+        i, k = slot
+        if k > 1 and obj is not None:
+            lo, hi = s.aabb(obj)
+            ax = int(np.argmin(hi[:2] - lo[:2]))
+            reach = max(size[ax] - 0.02, 0.0)
+            p = p.copy()
+            p[ax] += np.linspace(-reach, reach, k)[i]
         return p[:2], surf
     return f
 
@@ -501,15 +513,20 @@ def _plan_for_goal(env: "LiberoEnv", goal: list) -> list[Builder] | None:
     """One stage per predicate of the goal, in the goal's order except that closing comes last (put the
     bowl in the drawer, then close it); None when a predicate has no script."""
     stages: list[Builder] = []
-    for pred in sorted(goal, key=lambda g: g[0].lower() == "close"):
-        plan = _plan_for_predicate(env, pred)
+    goal = sorted(goal, key=lambda g: g[0].lower() == "close")
+    targets = [g[2] if len(g) == 3 else None for g in goal]
+    for n, pred in enumerate(goal):
+        shared = [j for j, t in enumerate(targets) if t is not None and t == targets[n]]
+        plan = _plan_for_predicate(env, pred, slot=(shared.index(n), len(shared)) if shared else (0, 1))
         if plan is None:
             return None
         stages += plan if isinstance(plan, list) else [plan]
     return stages or None
 
 
-def _plan_for_predicate(env: "LiberoEnv", pred: list) -> Builder | list[Builder] | None:
+def _plan_for_predicate(env: "LiberoEnv", pred: list, slot: tuple[int, int] = (0, 1)
+                        ) -> Builder | list[Builder] | None:
+    """``slot``: this predicate's place among the goal's predicates with the same target (place_on_region)."""
     from sim import libero_primitives as prim
     rs = env.raw_env.env
     name = pred[0].lower()
@@ -532,7 +549,7 @@ def _plan_for_predicate(env: "LiberoEnv", pred: list) -> Builder | list[Builder]
                     return None  # wider than the gripper, no rim or handle to hold (a plate): not scripted
                 return pick_place_plan(obj, place_on_site(target), clearance=0.01)
             if name == "on":
-                return pick_place_plan(obj, place_on_region(target, parent), clearance=0.015)
+                return pick_place_plan(obj, place_on_region(target, parent, obj, slot), clearance=0.015)
             if name == "in" and getattr(site, "joints", None):   # a drawer: open it, then put the object in
                 return [prim.open_drawer_plan(target),
                         pick_place_plan(obj, place_on_region(target, parent), clearance=0.02)]

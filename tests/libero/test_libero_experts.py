@@ -33,6 +33,7 @@ def run_expert(suite: str, task: int, before=None, during=None):
     ("libero_90", 1, 2),    # close the top drawer of the cabinet and put the black bowl on top of it
     ("libero_90", 22, 1),   # close the bottom drawer (its bar is low: pushed with the hand pointing down)
     ("libero_90", 39, 1),   # turn off the stove
+    ("libero_10", 8, 2),    # both moka pots on the stove: side by side on one region (the stove is on already)
 ])
 def test_articulated_and_multi_predicate_goals_succeed_stage_by_stage(libero, suite, task, n_stages):
     env, expert, info, stages = run_expert(suite, task)
