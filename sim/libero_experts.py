@@ -12,8 +12,8 @@ Coverage (``expert_for`` returns None elsewhere): every libero_object task; ever
 bowl, the cabinet and the wine rack; opening the middle drawer; opening the top drawer and putting the
 bowl in; turning on the stove, see sim/libero_primitives.py). libero_10/libero_90 goals made of
 ``on``/``in``/``open`` and ``close`` (a drawer)/``turnon``/``turnoff`` predicates get the same scripts, one
-stage per predicate (closing last). Objects wider than the gripper are held by a handle when they have
-one (a moka pot, a mug); an object that fits a region only one way round (a book into a caddy's slot)
+stage per predicate (closing a drawer after putting into it). Objects wider than the gripper are held
+by a handle when they have one (a moka pot, a mug); an object that fits a region only one way round (a book into a caddy's slot)
 is turned to fit. Success rates per task are in docs/results/decisionnce.md.
 """
 
@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from scipy.spatial.transform import Rotation
+
+from sim.libero_clearance import on_path, palm_hits, slide_out, xy_distance, xy_overlap
 
 if TYPE_CHECKING:  # pragma: no cover
     from sim.libero_env import LiberoEnv
@@ -308,11 +310,11 @@ def handle_grasp(s: Scene, obj: str, thin: float = 0.025) -> Grasp | None:
     boxes = s.geom_boxes(obj)
     main = max(boxes, key=lambda b: float(np.prod(b[1] - b[0])))
     mc = (main[0] + main[1]) / 2
-    parts = [b for b in boxes if np.min(b[1][:2] - b[0][:2]) < thin and not _xy_overlap(*b, *main, 0.003)]
+    parts = [b for b in boxes if np.min(b[1][:2] - b[0][:2]) < thin and not xy_overlap(*b, *main, 0.003)]
     if not parts:
         return None
     far = max(parts, key=lambda b: float(np.linalg.norm((b[0] + b[1])[:2] / 2 - mc[:2])))
-    handle = [b for b in parts if _xy_overlap(*b, *far, 0.005)]
+    handle = [b for b in parts if xy_overlap(*b, *far, 0.005)]
     lo, hi = np.min([b[0] for b in handle], 0), np.max([b[1] for b in handle], 0)
     c = (lo + hi) / 2
     axis = np.array([1.0, 0.0, 0.0]) if hi[0] - lo[0] <= hi[1] - lo[1] else np.array([0.0, 1.0, 0.0])
@@ -324,34 +326,27 @@ def rim_grasp(s: Scene, obj: str, prefer: np.ndarray | None = None) -> Grasp:
     lo, hi = s.aabb(obj)
     c = (lo + hi) / 2
     r = s.rim_radius(obj)
+    z = max(hi[2] - 0.018, lo[2] + 0.009)      # the pads around the wall, above the support
     others = s.obstacles(exclude=(obj,))
+    parts = [b for n in s.rs.obj_body_id if n != obj for b in s.geom_boxes(n)]
     best, best_score = None, -np.inf
     for ang in np.linspace(0, 2 * np.pi, 16, endpoint=False):
         u = np.array([np.cos(ang), np.sin(ang), 0.0])
         p = c + r * u
-        clear = min([_xy_distance(p, olo, ohi) for olo, ohi in others if ohi[2] > hi[2] - 0.06] + [0.3])
+        clear = min([xy_distance(p, olo, ohi) for olo, ohi in others if ohi[2] > hi[2] - 0.06] + [0.3])
         score = min(clear, 0.08) + 0.02 * (u @ (prefer if prefer is not None else np.array([-1.0, 0, 0])))
+        if palm_hits(np.array([p[0], p[1], z]), u, parts):
+            score -= 0.2
         if score > best_score:
             best, best_score = u, score
     p = c + r * best
-    p[2] = max(hi[2] - 0.018, lo[2] + 0.009)   # the pads around the wall, above the support
+    p[2] = z
     return Grasp(p, best, approach=0.08)
 
 
-def _xy_overlap(lo1, hi1, lo2, hi2, margin: float = 0.0) -> bool:
-    return bool(np.all(lo1[:2] - margin <= hi2[:2]) and np.all(lo2[:2] <= hi1[:2] + margin))
 
 
-def _on_path(lo: np.ndarray, hi: np.ndarray, xy: np.ndarray, olo: np.ndarray, ohi: np.ndarray,
-             margin: float) -> bool:
-    """Whether the box (lo, hi), slid in xy from where it is until its centre is at ``xy``, overlaps (olo, ohi)."""
-    shift = np.append(np.asarray(xy) - (lo[:2] + hi[:2]) / 2, 0.0)
-    return any(_xy_overlap(lo + t * shift, hi + t * shift, olo, ohi, margin) for t in np.linspace(0, 1, 11))
 
-
-def _xy_distance(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
-    d = np.maximum(np.maximum(lo[:2] - p[:2], 0), p[:2] - hi[:2])
-    return float(np.linalg.norm(d))
 
 
 def too_wide(s: Scene, obj: str) -> bool:
@@ -386,8 +381,14 @@ def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]]
         # carry the object's bottom above its support, the target and anything it would pass over on the
         # straight way there (a drawer's walls, the cabinet it sits in, the caddy beside a table region)
         around = max([ohi[2] for olo, ohi in s.obstacles(exclude=(obj,))
-                      if _on_path(lo0, hi0, xy, olo, ohi, 0.03) and ohi[2] < lo0[2] + 0.25] + [lo0[2]])
+                      if on_path(lo0, hi0, xy, olo, ohi, 0.03) and ohi[2] < lo0[2] + 0.25] + [lo0[2]])
         lift_bottom = max(surf, around) + carry
+        # something hanging over the object below the carry height (an open drawer over a bowl): slide the
+        # object out from under it, 1.5 cm above its support, before lifting
+        over = [b for n in s.rs.obj_body_id if n != obj for b in s.geom_boxes(n)
+                if hi0[2] - 0.005 < b[0][2] < lift_bottom + hi0[2] - lo0[2] and xy_overlap(lo0, hi0, *b, 0.01)]
+        shift = slide_out(lo0, hi0, over, toward=np.append(xy - (lo0[:2] + hi0[:2]) / 2, 0.0)) if over else None
+        base = g.pos + (shift if shift is not None else 0.0)
 
         def record():
             lo, hi = s.aabb(obj)
@@ -417,7 +418,9 @@ def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]]
             Phase("approach", lambda: above, -1, lambda: g.axis, tol=0.012, max_steps=80),
             Phase("descend", lambda: g.pos, -1, lambda: g.axis, tol=0.006, max_steps=40, speed=0.6),
             Phase("close", lambda: g.pos, +1, lambda: g.axis, min_steps=9, max_steps=9),
-            Phase("lift", lambda: np.array([g.pos[0], g.pos[1], lift_z]), +1, tol=0.01, max_steps=50,
+            *([] if shift is None else [Phase("slide", lambda: base + [0, 0, 0.015], +1, lambda: g.axis,
+                                              tol=0.008, max_steps=40, speed=0.4)]),
+            Phase("lift", lambda: np.array([base[0], base[1], lift_z]), +1, tol=0.01, max_steps=50,
                   speed=0.7, on_end=record, check=lifted),
             Phase("carry", carry_target, +1, hold, tol=0.015, max_steps=100, speed=carry_speed, check=held),
             Phase("lower", release_target, +1, hold, tol=0.008, max_steps=40, speed=0.4),
@@ -510,10 +513,13 @@ def _goal(env: "LiberoEnv") -> list:
 
 
 def _plan_for_goal(env: "LiberoEnv", goal: list) -> list[Builder] | None:
-    """One stage per predicate of the goal, in the goal's order except that closing comes last (put the
-    bowl in the drawer, then close it); None when a predicate has no script."""
+    """One stage per predicate of the goal, in the goal's order except that closing a drawer something
+    must go into comes last (put the bowl in the drawer, then close it; but close the bottom drawer
+    before opening the top one, whose open drawer would be in the way); None when a predicate has no
+    script."""
     stages: list[Builder] = []
-    goal = sorted(goal, key=lambda g: g[0].lower() == "close")
+    filled = {g[2] for g in goal if len(g) == 3}
+    goal = sorted(goal, key=lambda g: g[0].lower() == "close" and g[1] in filled)
     targets = [g[2] if len(g) == 3 else None for g in goal]
     for n, pred in enumerate(goal):
         shared = [j for j, t in enumerate(targets) if t is not None and t == targets[n]]

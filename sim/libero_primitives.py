@@ -32,9 +32,9 @@ def _joint(s: Scene, name: str) -> tuple[int, np.ndarray]:
 
 
 # ----- drawers ---------------------------------------------------------------------------------
-def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, float, np.ndarray]:
-    """(joint name, sign, opening direction, how far open counts as open, centre of the handle bar's
-    outer face): the drawer's front moves along the opening direction as sign * qpos grows."""
+def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, tuple[float, float], np.ndarray]:
+    """(joint name, sign, opening direction, (how far open LIBERO counts as open, fully open), centre of
+    the handle bar's outer face): the drawer's front moves along the opening direction as sign * qpos grows."""
     site = s.rs.object_sites_dict[region]
     jname = site.joints[0]
     parent = s.rs.get_object(site.parent_name)
@@ -51,7 +51,8 @@ def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, float, np.nd
     handle = [b for b in boxes if reach(b) > far - 0.012]   # the bar and its posts
     bar_out = (np.min([b[0] for b in handle], 0) + np.max([b[1] for b in handle], 0)) / 2
     bar_out = bar_out + open_dir * (far - bar_out @ open_dir)
-    return jname, sign, open_dir, max(np.abs(open_ranges)) + 0.005, bar_out
+    ranges = np.abs(open_ranges)
+    return jname, sign, open_dir, (float(ranges.min()) + 0.005, float(ranges.max()) - 0.003), bar_out
 
 
 def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict], list[Phase]]:
@@ -59,8 +60,8 @@ def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict
     Nothing to do when the drawer is already open."""
 
     def build(s: Scene, mem: dict) -> list[Phase]:
-        jname, sign, open_dir, opened, bar_out = _drawer(s, region)
-        if s.joint_qpos(jname) * sign > opened:
+        jname, sign, open_dir, (opened, full), bar_out = _drawer(s, region)
+        if s.joint_qpos(jname) * sign > opened:   # open by LIBERO's test (a second stage on the same drawer)
             return []
         approach = -open_dir                      # fingers point into the drawer front
         grasp = bar_out - open_dir * 0.008        # pads around the bar
@@ -76,7 +77,7 @@ def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict
             Phase("reach", lambda: grasp, -1, lambda: up, tol=0.006, max_steps=40, speed=0.5, approach=approach),
             Phase("close", lambda: grasp, +1, lambda: up, min_steps=9, max_steps=9, approach=approach),
             Phase("pull", lambda: pull_to, +1, lambda: up, tol=0.01, max_steps=80, speed=0.4, approach=approach,
-                  done=lambda: s.joint_qpos(jname) * sign > opened),
+                  done=lambda: s.joint_qpos(jname) * sign > full),
             Phase("release", None, -1, min_steps=6, max_steps=6, approach=approach),
             Phase("back", lambda: s.eef + open_dir * 0.05, -1, tol=0.02, max_steps=10, approach=approach),
         ]
