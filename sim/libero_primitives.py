@@ -32,9 +32,9 @@ def _joint(s: Scene, name: str) -> tuple[int, np.ndarray]:
 
 
 # ----- drawers ---------------------------------------------------------------------------------
-def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, tuple[float, float], np.ndarray]:
-    """(joint name, sign, opening direction, (how far open LIBERO counts as open, fully open), centre of
-    the handle bar's outer face): the drawer's front moves along the opening direction as sign * qpos grows."""
+def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, float, np.ndarray]:
+    """(joint name, sign, opening direction, fully open (sign * qpos), centre of the handle bar's outer
+    face): the drawer's front moves along the opening direction as sign * qpos grows."""
     site = s.rs.object_sites_dict[region]
     jname = site.joints[0]
     parent = s.rs.get_object(site.parent_name)
@@ -51,8 +51,7 @@ def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, tuple[float,
     handle = [b for b in boxes if reach(b) > far - 0.012]   # the bar and its posts
     bar_out = (np.min([b[0] for b in handle], 0) + np.max([b[1] for b in handle], 0)) / 2
     bar_out = bar_out + open_dir * (far - bar_out @ open_dir)
-    ranges = np.abs(open_ranges)
-    return jname, sign, open_dir, (float(ranges.min()) + 0.005, float(ranges.max()) - 0.003), bar_out
+    return jname, sign, open_dir, float(np.abs(open_ranges).max()) - 0.003, bar_out
 
 
 def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict], list[Phase]]:
@@ -60,8 +59,10 @@ def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict
     Nothing to do when the drawer is already open."""
 
     def build(s: Scene, mem: dict) -> list[Phase]:
-        jname, sign, open_dir, (opened, full), bar_out = _drawer(s, region)
-        if s.joint_qpos(jname) * sign > opened:   # open by LIBERO's test (a second stage on the same drawer)
+        jname, sign, open_dir, full, bar_out = _drawer(s, region)
+        # fully open already (a second stage on the same drawer). Open only by LIBERO's own test (past the
+        # open range's inner end) is not enough: what is put in then jams the drawer when it is closed
+        if s.joint_qpos(jname) * sign > full:
             return []
         approach = -open_dir                      # fingers point into the drawer front
         grasp = bar_out - open_dir * 0.008        # pads around the bar
