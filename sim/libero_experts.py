@@ -13,8 +13,9 @@ bowl, the cabinet and the wine rack; opening the middle drawer; opening the top 
 bowl in; turning on the stove, see sim/libero_primitives.py). libero_10/libero_90 goals made of
 ``on``/``in``/``open`` and ``close`` (a drawer)/``turnon``/``turnoff`` predicates get the same scripts, one
 stage per predicate (closing a drawer after putting into it). Objects wider than the gripper are held
-by a handle when they have one (a moka pot, a mug); an object that fits a region only one way round (a book into a caddy's slot)
-is turned to fit. Success rates per task are in docs/results/decisionnce.md.
+by a handle when they have one (a moka pot, a mug); an object that fits a region only one way round (a
+book into a caddy's slot) is turned to fit. Success rates per task are in docs/results/libero.md and
+docs/results/decisionnce.md.
 """
 
 from __future__ import annotations
@@ -342,11 +343,6 @@ def rim_grasp(s: Scene, obj: str, prefer: np.ndarray | None = None) -> Grasp:
     p = c + r * best
     p[2] = z
     return Grasp(p, best, approach=0.08)
-
-
-
-
-
 
 
 def too_wide(s: Scene, obj: str) -> bool:
