@@ -1,5 +1,5 @@
 """Axis-aligned box geometry for the LIBERO experts' clearance decisions: does a box overlap another in
-xy, on its way somewhere, or under the hand; where to slide it to get clear. Boxes are (lo, hi) world
+xy, here or on its way somewhere; where to slide it to get clear. Boxes are (lo, hi) world
 corners as ``Scene.geom_boxes`` gives them."""
 
 from __future__ import annotations
@@ -36,12 +36,3 @@ def slide_out(lo: np.ndarray, hi: np.ndarray, boxes: list[tuple[np.ndarray, np.n
                 return r * d
     return None
 
-
-def palm_hits(grip: np.ndarray, axis: np.ndarray, boxes: list[tuple[np.ndarray, np.ndarray]]) -> bool:
-    """Whether the hand, pointing down with its fingers closing along ``axis`` at ``grip``, or on its way
-    down to it from 8 cm above, would touch one of ``boxes`` (an open drawer's handle above a bowl). The
-    palm is about 21 x 7 cm, 10 cm tall, from 2 cm above the grip site."""
-    side = np.cross([0.0, 0.0, 1.0], axis)
-    pts = np.array([grip + t * axis + w * side + [0, 0, h] for t in np.linspace(-0.105, 0.105, 9)
-                    for w in (-0.03, 0.0, 0.03) for h in (0.03, 0.07, 0.11, 0.15, 0.19)])
-    return any(bool(np.any(np.all((pts >= blo - 0.005) & (pts <= bhi + 0.005), axis=1))) for blo, bhi in boxes)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from sim.libero_clearance import on_path, palm_hits, slide_out, xy_distance, xy_overlap
+from sim.libero_clearance import on_path, slide_out, xy_distance, xy_overlap
 
 if TYPE_CHECKING:  # pragma: no cover
     from sim.libero_env import LiberoEnv
@@ -327,21 +327,17 @@ def rim_grasp(s: Scene, obj: str, prefer: np.ndarray | None = None) -> Grasp:
     lo, hi = s.aabb(obj)
     c = (lo + hi) / 2
     r = s.rim_radius(obj)
-    z = max(hi[2] - 0.018, lo[2] + 0.009)      # the pads around the wall, above the support
     others = s.obstacles(exclude=(obj,))
-    parts = [b for n in s.rs.obj_body_id if n != obj for b in s.geom_boxes(n)]
     best, best_score = None, -np.inf
     for ang in np.linspace(0, 2 * np.pi, 16, endpoint=False):
         u = np.array([np.cos(ang), np.sin(ang), 0.0])
         p = c + r * u
         clear = min([xy_distance(p, olo, ohi) for olo, ohi in others if ohi[2] > hi[2] - 0.06] + [0.3])
         score = min(clear, 0.08) + 0.02 * (u @ (prefer if prefer is not None else np.array([-1.0, 0, 0])))
-        if palm_hits(np.array([p[0], p[1], z]), u, parts):
-            score -= 0.2
         if score > best_score:
             best, best_score = u, score
     p = c + r * best
-    p[2] = z
+    p[2] = max(hi[2] - 0.018, lo[2] + 0.009)   # the pads around the wall, above the support
     return Grasp(p, best, approach=0.08)
 
 

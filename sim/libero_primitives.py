@@ -32,9 +32,9 @@ def _joint(s: Scene, name: str) -> tuple[int, np.ndarray]:
 
 
 # ----- drawers ---------------------------------------------------------------------------------
-def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, float, np.ndarray]:
-    """(joint name, sign, opening direction, fully open (sign * qpos), centre of the handle bar's outer
-    face): the drawer's front moves along the opening direction as sign * qpos grows."""
+def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, tuple[float, float], np.ndarray]:
+    """(joint name, sign, opening direction, (open by LIBERO's test, fully open) in sign * qpos, centre of
+    the handle bar's outer face): the drawer's front moves along the opening direction as sign * qpos grows."""
     site = s.rs.object_sites_dict[region]
     jname = site.joints[0]
     parent = s.rs.get_object(site.parent_name)
@@ -51,7 +51,8 @@ def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, float, np.nd
     handle = [b for b in boxes if reach(b) > far - 0.012]   # the bar and its posts
     bar_out = (np.min([b[0] for b in handle], 0) + np.max([b[1] for b in handle], 0)) / 2
     bar_out = bar_out + open_dir * (far - bar_out @ open_dir)
-    return jname, sign, open_dir, float(np.abs(open_ranges).max()) - 0.003, bar_out
+    ranges = np.abs(open_ranges)
+    return jname, sign, open_dir, (float(ranges.min()) + 0.002, float(ranges.max()) - 0.003), bar_out
 
 
 def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict], list[Phase]]:
@@ -59,10 +60,13 @@ def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict
     Nothing to do when the drawer is already fully open."""
 
     def build(s: Scene, mem: dict) -> list[Phase]:
-        jname, sign, open_dir, full, bar_out = _drawer(s, region)
-        # fully open already (a second stage on the same drawer). Open only by LIBERO's own test (past the
-        # open range's inner end) is not enough: what is put in then jams the drawer when it is closed
-        if s.joint_qpos(jname) * sign > full:
+        jname, sign, open_dir, (opened, full), bar_out = _drawer(s, region)
+        q = s.joint_qpos(jname) * sign
+        # Fully open already (a second stage on the same drawer): nothing to do. Open by LIBERO's test only:
+        # pull on, for more room for what goes in, unless the bar is too low for the horizontal hand (a
+        # bottom drawer: the palm meets the table and would push the drawer in instead).
+        low = bar_out[2] - s.aabb(s.rs.object_sites_dict[region].parent_name)[0][2] < 0.07
+        if q > full or (q > opened and low):
             return []
         approach = -open_dir                      # fingers point into the drawer front
         grasp = bar_out - open_dir * 0.008        # pads around the bar

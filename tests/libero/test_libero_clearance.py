@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sim.libero_clearance import on_path, palm_hits, slide_out
+from sim.libero_clearance import on_path, slide_out
 
 BOWL = (np.array([-0.05, -0.05, 0.90]), np.array([0.05, 0.05, 0.95]))
 
@@ -28,9 +28,3 @@ def test_on_path_sees_what_lies_between_start_and_target_not_only_at_them():
     assert on_path(*BOWL, np.array([0.50, 0.0]), *caddy, 0.0)     # straight through it
     assert not on_path(*BOWL, np.array([0.0, 0.50]), *caddy, 0.0)  # the other way
 
-
-def test_palm_hits_a_handle_above_the_grasp_along_the_finger_axis_only():
-    grip = np.array([0.0, 0.0, 0.93])
-    handle = box([-0.05, -0.09, 1.08], [0.05, -0.07, 1.10])        # 8 cm to the side, 15 cm up
-    assert palm_hits(grip, np.array([0.0, 1.0, 0.0]), [handle])    # palm long along y reaches it
-    assert not palm_hits(grip, np.array([1.0, 0.0, 0.0]), [handle])  # turned 90 degrees it clears

@@ -128,3 +128,28 @@ def test_an_object_under_an_open_drawer_is_slid_out_before_the_lift(libero):
         assert "slide" in names and names.index("slide") < names.index("lift")
     finally:
         env.close()
+
+
+def test_a_drawer_open_by_libero_test_is_pulled_on_unless_its_bar_is_too_low_to_grasp(libero):
+    """Between LIBERO's "open" (past 0.14) and fully open (0.16) a drawer is pulled on, for room; a bottom
+    drawer is not: its bar is 3.6 cm above the table, and the horizontal hand would push it in instead."""
+    import mujoco
+
+    from sim.libero_env import LiberoEnv
+    from sim.libero_experts import Scene
+    from sim.libero_primitives import open_drawer_plan
+    env = LiberoEnv("libero_90", 24, cameras=())   # the white cabinet (put the black bowl in the bottom drawer)
+    try:
+        env.reset(options={"init_state_index": 0})
+        s = Scene(env)
+        phases = {}
+        for level in ("bottom", "top"):
+            for other in ("bottom", "middle", "top"):   # one drawer 0.15 open, the others shut
+                adr = s.m.jnt_qposadr[s.m.joint(f"white_cabinet_1_{other}_level").id]
+                s.d.qpos[adr] = -0.15 if other == level else 0.0
+            mujoco.mj_forward(s.m, s.d)
+            phases[level] = open_drawer_plan(f"white_cabinet_1_{level}_region")(s, {})
+        assert phases["bottom"] == []
+        assert [p.name for p in phases["top"]][-3:] == ["pull", "release", "back"]
+    finally:
+        env.close()
