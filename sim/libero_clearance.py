@@ -35,4 +35,3 @@ def slide_out(lo: np.ndarray, hi: np.ndarray, boxes: list[tuple[np.ndarray, np.n
             if not any(xy_overlap(lo + r * d, hi + r * d, blo, bhi, margin) for blo, bhi in boxes):
                 return r * d
     return None
-

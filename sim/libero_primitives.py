@@ -57,7 +57,7 @@ def _drawer(s: Scene, region: str) -> tuple[str, float, np.ndarray, tuple[float,
 
 def open_drawer_plan(region: str, travel: float = 0.16) -> Callable[[Scene, dict], list[Phase]]:
     """Grasp the drawer's handle bar from the front (hand horizontal, fingers closing vertically) and pull.
-    Nothing to do when the drawer is already fully open."""
+    Nothing to do when the drawer is fully open, or open and its bar too low to grasp (see below)."""
 
     def build(s: Scene, mem: dict) -> list[Phase]:
         jname, sign, open_dir, (opened, full), bar_out = _drawer(s, region)
