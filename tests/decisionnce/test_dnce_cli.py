@@ -86,11 +86,15 @@ def test_evaluate_starts_from_official_weights_strictly(tmp_path):
     sd = DualEncoder(cfg).state_dict()
     torch.save({"model": sd, "epoch": 3}, tmp_path / "DecisionNCE-T")
     base = ["decisionnce", "evaluate", "--", "--data", str(folder), "--image-key", IMG, "--holdout", "task0",
-            "--train-episodes", "2", "--text-tower", "clip", "--steps", "0", "--batch-size", "2", "--figures", str(tmp_path / "fig")]
+            "--train-episodes", "2", "--text-tower", "clip", "--steps", "0", "--batch-size", "2",
+            "--figures", str(tmp_path / "fig")]
     assert main(base + ["--out", str(tmp_path / "run"), "--init-from", str(tmp_path / "DecisionNCE-T")]) == 0
     got = DualEncoder.load(tmp_path / "run/checkpoints/last/encoder").state_dict()
     assert got.keys() == sd.keys() and all(torch.equal(got[k], sd[k]) for k in sd)
-    assert json.loads((tmp_path / "run/pretrain_config.json").read_text())["init_from"].endswith("DecisionNCE-T")
+    from policies.decisionnce.configuration_decisionnce import PretrainConfig
+    from policystack.config import load_json
+    run_cfg = load_json(PretrainConfig, tmp_path / "run/pretrain_config.json")
+    assert run_cfg.init_from.endswith("DecisionNCE-T") and run_cfg.scale == 100.0   # the paper's κ
     assert json.loads((tmp_path / "run/metrics.json").read_text())["trained"]["heldout_tasks"]["n_instructions"] == 1
     # the MiniLM-tower file named as a CLIP-text-tower encoder: a key mismatch, refused before any output
     torch.save({"model": DualEncoder(EncoderConfig(text_tower="minilm")).state_dict()}, tmp_path / "minilm.pth")

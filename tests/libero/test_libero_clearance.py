@@ -27,4 +27,3 @@ def test_on_path_sees_what_lies_between_start_and_target_not_only_at_them():
     caddy = box([0.20, -0.05, 0.90], [0.30, 0.05, 1.05])
     assert on_path(*BOWL, np.array([0.50, 0.0]), *caddy, 0.0)     # straight through it
     assert not on_path(*BOWL, np.array([0.0, 0.50]), *caddy, 0.0)  # the other way
-

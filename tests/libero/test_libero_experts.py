@@ -93,14 +93,14 @@ def test_a_drawer_is_closed_after_putting_into_it_and_otherwise_in_the_goal_orde
         env.close()
 
 
-
 def test_the_carry_clears_what_stands_on_the_way_to_the_target(libero):
     """The mug goes to a table region beside the caddy: it passes over the caddy's walls, not into them."""
     from sim.libero_experts import Scene
     seen = {"gap": []}
 
     def look(env):
-        seen["scene"], seen["caddy"] = Scene(env), Scene(env).aabb("desk_caddy_1")
+        seen["scene"] = Scene(env)
+        seen["caddy"] = seen["scene"].aabb("desk_caddy_1")
 
     def watch(env, expert):   # the mug's bottom above the caddy's top while over its footprint
         clo, chi = seen["caddy"]
