@@ -13,6 +13,8 @@ it early. The line maps any time to a sample position and back.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import threading
 import time
@@ -30,6 +32,7 @@ from sensors.errors import DeviceNotFoundError, SensorConfigError, SensorError, 
 log = logging.getLogger(__name__)
 
 _open_streams = 0  # PortAudio can only be re-initialised (to see new devices) when no stream is open
+_stuck_streams = 0  # streams whose abort never returned; while any exist, Pa_Terminate would block too
 _pa_lock = threading.Lock()
 
 
@@ -50,6 +53,49 @@ def refresh_portaudio() -> bool:
         sd._terminate()
         sd._initialize()
         return True
+
+
+def close_stream_bounded(stream, label: str, timeout: float) -> bool:
+    """Abort and close a PortAudio stream on a helper thread; False if it did not finish in ``timeout`` s.
+
+    Why: when the sound server dies under a stream, ``Pa_AbortStream`` on ALSA's pulse device can block
+    forever (measured here in about 1 of 5 kills), and so would the watchdog or ``close()`` calling it.
+    An abandoned stream stays counted as open, so PortAudio is not re-initialised under it, and
+    sounddevice's exit handler is unregistered while one exists: its ``Pa_Terminate`` would hang exit.
+    """
+    sd = import_sd()
+    done, late = threading.Event(), threading.Event()
+
+    def reap() -> None:
+        global _open_streams, _stuck_streams
+        try:
+            stream.abort()
+            stream.close()
+        except Exception as e:
+            log.debug("%s: close failed: %s", label, e)
+        with _pa_lock:
+            _open_streams -= 1
+            if late.is_set():
+                _stuck_streams -= 1
+                log.info("%s: the abandoned stream closed after all", label)
+                if not _stuck_streams:
+                    atexit.register(sd._exit_handler)
+            done.set()
+
+    threading.Thread(target=reap, name=f"{label}-close", daemon=True).start()
+    if done.wait(timeout):
+        return True
+    global _stuck_streams
+    with _pa_lock:
+        if done.is_set():
+            return True
+        late.set()
+        _stuck_streams += 1
+        if _stuck_streams == 1:
+            atexit.unregister(sd._exit_handler)
+    log.warning("%s: closing the audio stream did not return within %.2f s (sound server gone?); "
+                "abandoned it", label, timeout)
+    return False
 
 
 def list_inputs() -> list[dict]:
@@ -107,6 +153,7 @@ class MicrophoneConfig(SensorConfig):
     latency: str = "low"  # PortAudio latency hint: "low", "high" or seconds as text
     fit_seconds: float = 5.0  # anchors used for the sample-index <-> time line fit
     stall_timeout: float = 0.5  # no callback for this long: the stream is dead, reopen it
+    close_timeout: float = 0.5  # a stream whose abort takes longer is abandoned (see close_stream_bounded)
     input_delay: float | None = 0.0  # capture of a block's last sample -> its callback (s); None: PortAudio's
     # reported input latency (measured here: too large for PulseAudio, sound found 25 ms before it was played)
 
@@ -117,8 +164,9 @@ class MicrophoneConfig(SensorConfig):
         if not 0 < self.window_seconds <= self.buffer_seconds:
             raise SensorConfigError(f"microphone {self.name!r}: need 0 < window_seconds ({self.window_seconds}) "
                                     f"<= buffer_seconds ({self.buffer_seconds})")
-        if self.fit_seconds <= 0 or self.stall_timeout <= 0:
-            raise SensorConfigError(f"microphone {self.name!r}: fit_seconds and stall_timeout must be > 0")
+        if min(self.fit_seconds, self.stall_timeout, self.close_timeout) <= 0:
+            raise SensorConfigError(f"microphone {self.name!r}: fit_seconds, stall_timeout and close_timeout "
+                                    f"must be > 0")
 
 
 class Microphone(Sensor):
@@ -137,6 +185,7 @@ class Microphone(Sensor):
         self._fit: tuple[float, float] | None = None  # (a, b): t = a + b * n
         self._fit_n = -1
         self._stream = None
+        self._gen = 0  # stream generation: a closed (or abandoned) stream's late callbacks are dropped
         self._last_cb = 0.0
         self._cb_count = 0
         self._seg_n = 0
@@ -327,42 +376,45 @@ class Microphone(Sensor):
             latency = float(latency)
         except ValueError:
             pass
+        def failed(e):
+            return SensorError(f"microphone {self.name!r}: cannot open {self.device_name!r} at "
+                               f"{c.sample_rate} Hz x {c.channels} ch: {e}")
         try:
             stream = sd.InputStream(device=dev, channels=c.channels, samplerate=c.sample_rate,
                                     blocksize=c.blocksize or c.sample_rate // 50, dtype="float32",
-                                    latency=latency, callback=self._callback)
-            self.in_latency = float(stream.latency) if c.input_delay is None else float(c.input_delay)
-            self._last_cb = time.monotonic()
-            self._cb_count = 0
-            if pad_gap:
-                self._pad_gap()
-            self._seg_n = self._n  # anchors beyond this sample count belong to the new stream
-            stream.start()
+                                    latency=latency, callback=functools.partial(self._callback, self._gen))
         except sd.PortAudioError as e:
-            raise SensorError(f"microphone {self.name!r}: cannot open {self.device_name!r} at "
-                              f"{c.sample_rate} Hz x {c.channels} ch: {e}") from e
+            raise failed(e) from e
         with _pa_lock:
             _open_streams += 1
         self._stream = stream
+        self.in_latency = float(stream.latency) if c.input_delay is None else float(c.input_delay)
+        self._last_cb = time.monotonic()
+        self._cb_count = 0
+        if pad_gap:
+            self._pad_gap()
+        self._seg_n = self._n  # anchors beyond this sample count belong to the new stream
+        try:
+            stream.start()
+        except sd.PortAudioError as e:
+            self._close_stream()
+            raise failed(e) from e
 
     def _close_stream(self) -> None:
-        global _open_streams
         stream, self._stream = self._stream, None
         if stream is None:
             return
-        try:
-            stream.abort()
-            stream.close()
-        except Exception as e:
-            log.debug("microphone %r: close failed: %s", self.name, e)
-        with _pa_lock:
-            _open_streams -= 1
-
-    def _callback(self, indata, frames, time_info, status) -> None:
-        t = time.monotonic()
-        if status.input_overflow:
-            self.overflows += 1
         with self._lock:
+            self._gen += 1
+        close_stream_bounded(stream, f"microphone {self.name!r}", self.config.close_timeout)
+
+    def _callback(self, gen, indata, frames, time_info, status) -> None:
+        t = time.monotonic()
+        with self._lock:
+            if gen != self._gen:
+                return
+            if status.input_overflow:
+                self.overflows += 1
             i = self._n % self._cap
             k = min(frames, self._cap - i)
             self._buf[i:i + k] = indata[:k]
@@ -396,8 +448,8 @@ class Microphone(Sensor):
                     self.state = "failed"
                     return
             self.state = "reconnecting"
+            self.reconnects += 1  # counted first: closing a dead stream can take close_timeout
             self._close_stream()
-            self.reconnects += 1
             try:
                 self._start_stream(pad_gap=True)
                 self._last_cb = time.monotonic()  # give the new stream stall_timeout to deliver

@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 
 import numpy as np
 import pytest
 
 from sensors.errors import DeviceNotFoundError, StaleError
-from sensors.microphone import Microphone, msbot_features, refresh_portaudio
+from sensors import microphone
+from sensors.microphone import Microphone, close_stream_bounded, msbot_features, refresh_portaudio
 from sensors.virtual_audio import PulseAudioVirtualMic, SoxFeeder, tone_onset
 
 pytestmark = pytest.mark.sensors
@@ -103,7 +105,7 @@ def test_sound_server_dying_is_stale_reconnects_and_recovers(virtual_mic, tmp_pa
     vm.start()
     vm.apply()
     mic = Microphone(name="mic", device="pulse", buffer_seconds=2.0, reconnect_delay=0.05,
-                     reconnect_max_delay=0.2, stall_timeout=0.3)
+                     reconnect_max_delay=0.2, stall_timeout=0.3, close_timeout=0.2)
     try:
         mic.open()
         time.sleep(0.5)
@@ -131,6 +133,40 @@ def test_sound_server_dying_is_stale_reconnects_and_recovers(virtual_mic, tmp_pa
         mic.close()
         vm.stop()  # restores the session daemon's environment
         refresh_portaudio()
+
+
+class _HangingStream:
+    """Stands in for a PortAudio stream whose abort blocks: the real one does so only in about 1 of 5
+    sound-server deaths (the dying-server test above meets it by chance)."""
+
+    def __init__(self):
+        self.release, self.closed = threading.Event(), threading.Event()
+
+    def abort(self):
+        self.release.wait()
+
+    def close(self):
+        self.closed.set()
+
+
+def test_a_stream_whose_abort_hangs_is_abandoned_and_blocks_portaudio_reinit(monkeypatch):
+    pytest.importorskip("sounddevice", reason="pip install sounddevice")
+    stream = _HangingStream()
+    monkeypatch.setattr(microphone, "_open_streams", microphone._open_streams + 1)  # as _start_stream counts it
+    stuck0, t0 = microphone._stuck_streams, time.monotonic()  # a real stream may be stuck from the test above
+    assert close_stream_bounded(stream, "mic", timeout=0.1) is False
+    assert time.monotonic() - t0 < 1.0 and microphone._stuck_streams == stuck0 + 1
+    assert refresh_portaudio() is False  # Pa_Terminate would block behind the stuck abort
+    stream.release.set()  # the abort returns after all: the stream is closed and no longer counted
+    assert stream.closed.wait(2.0)
+    deadline = time.monotonic() + 2.0
+    while microphone._stuck_streams > stuck0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert microphone._stuck_streams == stuck0
+    fast = _HangingStream()
+    fast.release.set()
+    microphone._open_streams += 1
+    assert close_stream_bounded(fast, "mic", timeout=1.0) is True and fast.closed.is_set()
 
 
 def test_log_mel_matches_msbot_frontend(virtual_mic):
