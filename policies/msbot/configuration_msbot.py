@@ -16,6 +16,7 @@ from policies.common.balance import BalanceConfig
 
 # modality kinds the tokenizer can encode (per observation key)
 TOKEN_MODALITIES = ("images", "depth", "audio", "tactile")
+TRUNKS = ("small", "resnet18")
 
 
 @dataclass
@@ -34,6 +35,9 @@ class TokenizerConfig:
     n_frames: int = 6              # frames (tokens) per modality taken from the history (MS-Bot: 6 over 3 s)
     token_dim: int = 64            # paper: 128
     channels: int = 32             # conv trunk width (paper: ResNet-18)
+    # per-frame encoder: "small" (CoordConv trunk sized for CPU) | "resnet18" (the reference's; ImageNet
+    # weights through the trainer's trunk_weights)
+    trunk: str = "small"
     state_dim: int = 32            # proprioception embedding (plays the role of pouring's mass embedding)
     use_state: bool = True
     history_len: int = 50          # one-hot action history fed to the LSTM (paper: 200 pour / 100 peg)
@@ -50,6 +54,8 @@ class TokenizerConfig:
     def __post_init__(self) -> None:
         if self.n_frames < 1 or self.token_dim < 8 or self.history_len < 1:
             raise ConfigError("tokenizer: need n_frames >= 1, token_dim >= 8, history_len >= 1")
+        if self.trunk not in TRUNKS:
+            raise ConfigError(f"tokenizer.trunk must be one of {TRUNKS}, got {self.trunk!r}")
         for name in ("rgb_jitter", "tactile_jitter"):
             v = tuple(getattr(self, name))
             if len(v) != 3 or min(v) < 0:

@@ -22,6 +22,7 @@ from policystack.errors import SpecMismatchError
 from policystack.spec import Feature, Spec
 from policies.common.audio import LogMelFrontend
 from policies.common.augment import color_jitter, random_shift
+from policies.common.resnet import ResNet18Trunk
 from policies.common.normalizer import Normalizer
 from policies.msbot.configuration_msbot import TOKEN_MODALITIES, TokenizerConfig
 
@@ -152,14 +153,14 @@ class MultiSensoryTokenizer(nn.Module):
         for k in self.keys:
             kind, shape = self.kinds[k], self.shapes[k]
             if kind == "rgb":
-                enc[k] = FrameTrunk(3, shape[0], shape[1], d, cfg.channels)
+                enc[k] = self._trunk(3, shape[0], shape[1])
             elif kind == "depth":
-                enc[k] = FrameTrunk(1, shape[0], shape[1], d, cfg.channels)
+                enc[k] = self._trunk(1, shape[0], shape[1])
             elif kind == "planar":
-                enc[k] = FrameTrunk(shape[0], shape[1], shape[2], d, cfg.channels)
+                enc[k] = self._trunk(shape[0], shape[1], shape[2])
             elif kind == "audio":
                 _, n_mels, n_t = self.frontend.output_shape()
-                enc[k] = FrameTrunk(shape[0], n_mels, n_t, d, cfg.channels)
+                enc[k] = self._trunk(shape[0], n_mels, n_t)
             else:
                 n = int(np.prod(shape))
                 enc[k] = nn.Sequential(nn.Linear(n, 128), nn.ReLU(), nn.Linear(128, d), nn.LayerNorm(d))
@@ -175,6 +176,11 @@ class MultiSensoryTokenizer(nn.Module):
         # log-Mel normalisation (fitted from data by the trainer; defaults fit the sim's noise floor)
         self.register_buffer("audio_mean", torch.full((a.n_mels, 1), -6.0))
         self.register_buffer("audio_std", torch.full((a.n_mels, 1), 3.0))
+
+    def _trunk(self, in_ch: int, height: int, width: int) -> nn.Module:
+        if self.cfg.trunk == "resnet18":
+            return ResNet18Trunk(in_ch, self.cfg.token_dim)
+        return FrameTrunk(in_ch, height, width, self.cfg.token_dim, self.cfg.channels)
 
     # ----- data prep --------------------------------------------------------------------------
     def _time_axis(self, x: torch.Tensor, key: str) -> torch.Tensor:

@@ -29,6 +29,7 @@ from policystack.checkpoint import atomic_directory, atomic_torch_save, atomic_w
 from policystack.dataset import compute_stats, features_of
 from policystack.errors import ConfigError, DatasetError
 from policies.base import PolicyConfig, make_policy
+from policies.common.resnet import load_imagenet_into
 from policies.msbot.configuration_msbot import MSBotConfig
 from policies.msbot.data import MSBotDataset, executed_of, load_hdf5, load_rig_hdf5
 from policies.msbot.tokens import INDEX_SUFFIX, primitives_from_actions
@@ -62,6 +63,9 @@ class MSBotTrainConfig:
     # held-out episodes (same format as ``dataset``) scored after every epoch, as the reference's
     # valid(): overall action accuracy and CE; checkpoints/best_acc and best_loss keep the best epochs
     val_dataset: str = ""
+    # torchvision's ImageNet resnet18 state dict, loaded into every ResNet-18 trunk before training
+    # (the reference's init; needs policy.tokenizer.trunk=resnet18). Not read when resuming.
+    trunk_weights: str = ""
 
     def __post_init__(self) -> None:
         if self.dataset_format not in FORMATS:
@@ -205,6 +209,9 @@ def train(cfg: MSBotTrainConfig, progress: bool = True) -> Path:
     optim = torch.optim.Adam(policy.optim_params(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(optim, cfg.lr_step_epochs, cfg.lr_gamma)
     start, metrics = 0, []
+    if cfg.trunk_weights and not (cfg.resume and last.exists()):
+        n = load_imagenet_into(policy, cfg.trunk_weights)
+        log.info("loaded ImageNet ResNet-18 weights %s into %d trunks", cfg.trunk_weights, n)
     if cfg.resume and last.exists():
         state = load_train_state(last / "train_state.pt")
         loaded = type(policy).from_pretrained(last / "pretrained")
@@ -243,7 +250,10 @@ def train(cfg: MSBotTrainConfig, progress: bool = True) -> Path:
             loss.backward()
             policy.balancer.after_backward(policy.modality_parameters())
             if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(policy.optim_params(), cfg.grad_clip)
+                norm = torch.nn.utils.clip_grad_norm_(policy.optim_params(), cfg.grad_clip)
+                if not torch.isfinite(norm):  # stepping would write NaN into every weight
+                    raise FloatingPointError(f"gradient norm became {float(norm)} in epoch {epoch}; "
+                                             f"lower the learning rate")
             optim.step()
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + float(v)

@@ -13,6 +13,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from policies.common.resnet import BasicBlock
+
 
 class FiLM(nn.Module):
     def __init__(self, cond_dim: int, channels: int):
@@ -26,24 +28,6 @@ class FiLM(nn.Module):
     def forward(self, h: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.net(cond).chunk(2, dim=-1)
         return h * (1 + gamma[..., None, None]) + beta[..., None, None]
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, inplanes: int, planes: int, stride: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.act = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.act(out + (x if self.downsample is None else self.downsample(x)))
 
 
 class FiLMResNet(nn.Module):
