@@ -25,7 +25,8 @@ def main() -> int:
     if a.only:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in a.only]
         if not scripts:
-            ap.error(f"no benchmark named {a.only}; have {[s.stem.removeprefix('bench_') for s in sorted(HERE.glob('bench_*.py'))]}")
+            have = [s.stem.removeprefix("bench_") for s in sorted(HERE.glob("bench_*.py"))]
+            ap.error(f"no benchmark named {a.only}; have {have}")
     failed = []
     for s in scripts:
         print(f"\n=== {s.name} ===", flush=True)

@@ -4,6 +4,8 @@ corners as ``Scene.geom_boxes`` gives them."""
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 
@@ -35,3 +37,76 @@ def slide_out(lo: np.ndarray, hi: np.ndarray, boxes: list[tuple[np.ndarray, np.n
             if not any(xy_overlap(lo + r * d, hi + r * d, blo, bhi, margin) for blo, bhi in boxes):
                 return r * d
     return None
+
+
+def _clear_leg(lo, hi, a, b, boxes, margin, skip: float = 0.0) -> bool:
+    """The box centred at xy ``a`` slid to ``b`` (same size as (lo, hi)) meets none of ``boxes`` after the
+    first ``skip`` metres (where it may still touch what it stands beside at the start)."""
+    half = (hi[:2] - lo[:2]) / 2
+    length = float(np.linalg.norm(b - a))
+    for t in np.linspace(0, 1, max(2, int(length / 0.01) + 1)):
+        if t * length < skip:
+            continue
+        c = a + t * (b - a)
+        blo, bhi = np.r_[c - half, lo[2]], np.r_[c + half, hi[2]]
+        if any(xy_overlap(blo, bhi, olo, ohi, margin) for olo, ohi in boxes):
+            return False
+    return True
+
+
+def slide_route(lo: np.ndarray, hi: np.ndarray, goal: np.ndarray, half: np.ndarray,
+                boxes: list[tuple[np.ndarray, np.ndarray]], margin: float = 0.005, step: float = 0.01,
+                reach: tuple[np.ndarray, float] | None = None) -> list[np.ndarray] | None:
+    """Waypoints (xy of the box centre) to slide the box (lo, hi) into the region ``goal`` ± ``half``
+    without touching ``boxes``: the shortest way on a ``step`` grid of centre positions (8-connected),
+    then shortcut wherever a straight slide is clear. The target moves off the region's centre, by at
+    most 3/4 of ``half``, only as far as the way needs. ``reach`` = (xy, radius) bounds the centres (the
+    arm's reach). None when no way exists."""
+    start = (lo[:2] + hi[:2]) / 2
+    size = (hi[:2] - lo[:2]) / 2
+    axes = [goal[k] + step * np.arange(np.floor((min(start[k], goal[k]) - 0.25 - goal[k]) / step),
+                                       np.ceil((max(start[k], goal[k]) + 0.25 - goal[k]) / step) + 1) for k in (0, 1)]
+    C = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+    free = np.ones(C.shape[:2], bool)
+    for olo, ohi in boxes:
+        free &= ~np.all((C - size - margin <= ohi[:2]) & (olo[:2] <= C + size + margin), -1)
+    if reach is not None:
+        free &= np.linalg.norm(C - reach[0][:2], axis=-1) <= reach[1]
+    free |= np.linalg.norm(C - start, axis=-1) <= 1.25 * step  # it may touch its neighbours where it starts
+    in_goal = free & np.all(np.abs(C - goal) <= half * 3 / 4 + 1e-9, -1)
+    if not in_goal.any():
+        return None
+    s0 = np.unravel_index(np.argmin(np.linalg.norm(C - start, axis=-1)), free.shape)
+    dist = np.full(free.shape, np.inf)
+    prev: dict[tuple, tuple] = {}
+    dist[s0] = 0.0
+    heap = [(0.0, s0)]
+    while heap:
+        d, (i, j) = heapq.heappop(heap)
+        if d > dist[i, j]:
+            continue
+        for di in (-1, 0, 1):
+            for dj in (-1, 0, 1):
+                n = (i + di, j + dj)
+                if (di or dj) and 0 <= n[0] < free.shape[0] and 0 <= n[1] < free.shape[1] and free[n]:
+                    nd = d + step * np.hypot(di, dj)
+                    if nd < dist[n]:
+                        dist[n], prev[n] = nd, (i, j)
+                        heapq.heappush(heap, (nd, n))
+    cost = np.where(in_goal, dist + 2.0 * np.linalg.norm(C - goal, axis=-1), np.inf)
+    end = np.unravel_index(np.argmin(cost), cost.shape)
+    if not np.isfinite(cost[end]):
+        return None
+    cells = [end]
+    while cells[-1] != s0:
+        cells.append(prev[cells[-1]])
+    path = [C[c] for c in reversed(cells)]
+    path[0] = start
+    out, k = [], 0
+    while k < len(path) - 1:  # shortcut: the farthest point a straight slide reaches
+        skip = 1.25 * step if k == 0 else 0.0
+        nxt = next((m for m in range(len(path) - 1, k, -1)
+                    if _clear_leg(lo, hi, path[k], path[m], boxes, margin, skip)), k + 1)
+        out.append(path[nxt])
+        k = nxt
+    return out

@@ -544,7 +544,7 @@ def _plan_for_predicate(env: "LiberoEnv", pred: list, slot: tuple[int, int] = (0
             if name == "on" and parent is None:  # a region of the table
                 sc = Scene(env)
                 if too_wide(sc, obj) and handle_grasp(sc, obj) is None:
-                    return None  # wider than the gripper, no rim or handle to hold (a plate): not scripted
+                    return prim.push_into_region_plan(obj, target)  # no rim or handle to hold (a plate)
                 return pick_place_plan(obj, place_on_site(target), clearance=0.01)
             if name == "on":
                 return pick_place_plan(obj, place_on_region(target, parent, obj, slot), clearance=0.015)

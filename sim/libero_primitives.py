@@ -7,11 +7,16 @@ geometry), so they apply to any cabinet/stove of the same kind, not to one scene
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import numpy as np
 
+from sim.libero_clearance import slide_route
 from sim.libero_experts import Phase, Scene
+
+log = logging.getLogger(__name__)
+REACH = 0.78  # horizontal distance from the arm's base within which the hand works on the table
 
 
 def _body_geoms(s: Scene, body: int) -> list[int]:
@@ -193,3 +198,75 @@ def turn_knob_plan(name: str, on: bool = True) -> Callable[[Scene, dict], list[P
     return build
 
 
+
+
+# ----- pushing -----------------------------------------------------------------------------------
+def push_into_region_plan(obj: str, region: str) -> Callable[[Scene, dict], list[Phase]]:
+    """Slide a wide, low object (a plate) into a table region: lower the closed fingers into it, pressed
+    onto its floor so they cannot climb the sloped rim, and push the rim from inside. Behind a plate
+    there may be no room for the hand (a cabinet 3 cm away), and its rim slips out of a grasp. The way
+    goes around other objects (``slide_route``); each step the hand moves by the object's remaining
+    way to the next waypoint, so the push is steered by where the object really is."""
+
+    def build(s: Scene, mem: dict) -> list[Phase]:
+        goal, size = s.site(region)
+        lo, hi = s.aabb(obj)
+        body = s.body(obj)
+        base = s.d.xpos[s.m.body("robot0_base").id]
+
+        def pos_xy() -> np.ndarray:  # LIBERO's region test uses the body position
+            return s.d.xpos[body][:2].copy()
+
+        off = pos_xy() - (lo[:2] + hi[:2]) / 2
+        route = slide_route(lo, hi, goal[:2], size[:2], s.obstacles(exclude=(obj,)), reach=(base, REACH))
+        if route is None:
+            log.debug("push %s: no clear way into %s; pushing straight", obj, region)
+            route = [goal[:2] - off]
+        ways = [w + off for w in route]
+        z_in = float(lo[2]) + 0.003
+        back = 0.15 * float(min(hi[:2] - lo[:2]))  # the fingers go in this far behind the centre
+        pts = [pos_xy()] + ways
+        dirs = [(b - a) / max(np.linalg.norm(b - a), 1e-6) for a, b in zip(pts, pts[1:])]
+
+        def escaped() -> bool:
+            return bool(np.linalg.norm(s.eef[:2] - pos_xy()) > 0.45 * float(min(hi[:2] - lo[:2])))
+
+        def heading(k: int) -> np.ndarray:
+            v = ways[k] - pos_xy()
+            return v / max(np.linalg.norm(v), 1e-6)
+
+        def leg(k: int, over: float) -> list[Phase]:
+            """Fingers in behind the centre for this leg's heading (above the rim first), then push until
+            the object is at waypoint k (turning on the rim itself would climb it)."""
+            tol = 0.01 if k == len(ways) - 1 else 0.015
+
+            def entry(dz: float):
+                return lambda: np.r_[pos_xy() - heading(k) * back, z_in + dz]
+
+            def push_to() -> np.ndarray:
+                return np.r_[s.eef[:2] + np.clip(ways[k] - pos_xy(), -0.05, 0.05), z_in]
+
+            def side() -> np.ndarray:  # fingertips side by side across the push
+                v = heading(k)
+                return np.r_[-v[1], v[0], 0.0]
+
+            return [
+                Phase(f"over {k}", entry(over), +1, side, tol=0.015, max_steps=60),
+                Phase(f"lower {k}", entry(0.0), +1, side, tol=0.008, max_steps=40, speed=0.7),
+                Phase(f"push {k}", push_to, +1, side, tol=0.002, max_steps=150, speed=0.5, stall=False,
+                      done=lambda: escaped() or bool(np.linalg.norm(ways[k] - pos_xy()) < tol),
+                      check=lambda: not escaped()),  # out over the rim: plan again from where it is
+            ]
+
+        phases, entered = [], dirs[0]
+        for k in range(len(ways)):
+            ph = leg(k, 0.06 if k == 0 else 0.035)
+            # a gentle turn is pushed through; a sharp one (since the fingers last went in) needs the
+            # fingers moved behind the centre again
+            if k == 0 or dirs[k] @ entered < np.cos(np.radians(50)):
+                phases, entered = phases + ph, dirs[k]
+            else:
+                phases += ph[2:]
+        return phases + [Phase("up", lambda: s.eef * [1, 1, 0] + [0, 0, z_in + 0.12], +1, tol=0.02, max_steps=20)]
+
+    return build

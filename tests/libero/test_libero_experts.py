@@ -153,3 +153,27 @@ def test_a_drawer_open_by_libero_test_is_pulled_on_unless_its_bar_is_too_low_to_
         assert [p.name for p in phases["top"]][-3:] == ["pull", "release", "back"]
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("init,detour", [(15, False), (2, True)])
+def test_a_plate_is_pushed_from_inside_around_what_stands_in_the_way(libero, init, detour):
+    """libero_goal #5, push the plate to the front of the stove: a plate is too wide to grasp and its rim
+    slips, so the closed fingers push it from inside. The cream cheese stands on the straight way: from
+    init state 2 the push goes round it; from 15 no way round is clear and the plate shoves it along."""
+    seen = {"escaped": False}
+
+    def watch(env, expert):
+        from sim.libero_experts import Scene
+        s = Scene(env)
+        if expert.phase.startswith("push"):  # the fingers stay inside the plate's rim while pushing
+            d = np.linalg.norm(s.eef[:2] - s.d.xpos[s.body("plate_1")][:2])
+            seen["escaped"] |= bool(d > 0.07)
+
+    env, expert, info, _ = run_expert("libero_goal", 5, during=watch, init=init)
+    try:
+        assert info["is_success"], f"failed in phase {expert.phase}"
+        legs = {p.name for p in expert.phases if p.name.startswith("push")}
+        assert (len(legs) > 1) == detour, legs
+        assert not seen["escaped"]
+    finally:
+        env.close()
