@@ -553,10 +553,12 @@ def _plan_for_predicate(env: "LiberoEnv", pred: list, slot: tuple[int, int] = (0
                         pick_place_plan(obj, place_on_region(target, parent), clearance=0.02)]
         return None
     if name in ("open", "close") and len(pred) == 2:
-        # only a drawer region (a site with a joint); a microwave door is an object, not scripted
-        if not getattr(rs.object_sites_dict.get(pred[1]), "joints", None):
-            return None
-        return (prim.open_drawer_plan if name == "open" else prim.close_drawer_plan)(pred[1])
+        site = rs.object_sites_dict.get(pred[1])
+        if getattr(site, "joints", None):  # a drawer region
+            return (prim.open_drawer_plan if name == "open" else prim.close_drawer_plan)(pred[1])
+        if name == "close" and site is None and getattr(rs.get_object(pred[1]), "joints", None):
+            return prim.close_door_plan(pred[1])  # a hinged door (a microwave's); opening one is not scripted
+        return None
     if name in ("turnon", "turnoff") and len(pred) == 2:
         return prim.turn_knob_plan(pred[1], on=name == "turnon")
     return None

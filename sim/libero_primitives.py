@@ -200,6 +200,57 @@ def turn_knob_plan(name: str, on: bool = True) -> Callable[[Scene, dict], list[P
 
 
 
+# ----- hinged doors ------------------------------------------------------------------------------
+def close_door_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
+    """Push a hinged door (a microwave's) shut: the closed fingers, pointing down, go against the door's
+    outer face three quarters of the way to its free edge and sweep around the hinge, a little ahead of
+    the door, until LIBERO's own ``is_close`` holds. Nothing to do when it is shut already."""
+
+    def build(s: Scene, mem: dict) -> list[Phase]:
+        obj = s.rs.get_object(name)
+        jname = obj.joints[0]
+        j, axis = _joint(s, jname)
+        art = obj.object_properties["articulation"]
+        if obj.is_close(s.joint_qpos(jname)):
+            return []
+        direction = 1.0 if max(art["default_close_ranges"]) > max(art["default_open_ranges"]) else -1.0
+        hinge = s.d.xanchor[j].copy()
+        boxes = [_geom_box(s, g) for g in _body_geoms(s, s.m.jnt_bodyid[j])]
+        slab = max(boxes, key=lambda b: float(np.prod(b[1] - b[0])))   # the door leaf
+        corners = np.array([[x, y] for b in boxes for x in (b[0][0], b[1][0]) for y in (b[0][1], b[1][1])])
+        dist = np.linalg.norm(corners - hinge[:2], axis=1)
+        u0 = np.r_[corners[np.argmax(dist)] - hinge[:2], 0.0]
+        u0 /= np.linalg.norm(u0)
+        reach = 0.75 * float(dist.max())
+        thick = float(np.min(slab[1][:2] - slab[0][:2]))
+        z = float(slab[0][2] + slab[1][2]) / 2
+        zsign = 1.0 if axis[2] >= 0 else -1.0
+        q0 = s.joint_qpos(jname)
+
+        def contact(extra: float) -> np.ndarray:
+            """Where the fingers push with the door turned ``extra`` rad further shut than it is now."""
+            theta = zsign * (s.joint_qpos(jname) - q0) + zsign * direction * extra
+            ca, sa = np.cos(theta), np.sin(theta)
+            u = np.array([ca * u0[0] - sa * u0[1], sa * u0[0] + ca * u0[1], 0.0])
+            t = zsign * direction * np.cross([0.0, 0.0, 1.0], u)   # the door's motion when closing
+            return np.r_[hinge[:2], z] + reach * u - t * (thick / 2 + 0.02)
+
+        def shut() -> bool:
+            return bool(obj.is_close(s.joint_qpos(jname)))
+
+        start = contact(0.0)
+        along = lambda: np.r_[u0[:2], 0.0]  # noqa: E731 - fingers side by side along the door
+        return [
+            Phase("above", lambda: start + [0, 0, 0.12], +1, along, tol=0.015, max_steps=70),
+            Phase("lower", lambda: start, +1, along, tol=0.01, max_steps=40, speed=0.6),
+            Phase("sweep", lambda: contact(0.35), +1, None, tol=0.004, max_steps=140, speed=0.7, stall=False,
+                  done=shut, check=shut),
+            Phase("back", lambda: s.eef + [0, 0, 0.08], +1, tol=0.02, max_steps=15),
+        ]
+
+    return build
+
+
 # ----- pushing -----------------------------------------------------------------------------------
 def push_into_region_plan(obj: str, region: str) -> Callable[[Scene, dict], list[Phase]]:
     """Slide a wide, low object (a plate) into a table region: lower the closed fingers into it, pressed
