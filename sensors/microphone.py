@@ -376,6 +376,7 @@ class Microphone(Sensor):
             latency = float(latency)
         except ValueError:
             pass
+
         def failed(e):
             return SensorError(f"microphone {self.name!r}: cannot open {self.device_name!r} at "
                                f"{c.sample_rate} Hz x {c.channels} ch: {e}")

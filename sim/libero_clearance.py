@@ -64,8 +64,8 @@ def slide_route(lo: np.ndarray, hi: np.ndarray, goal: np.ndarray, half: np.ndarr
     arm's reach). None when no way exists."""
     start = (lo[:2] + hi[:2]) / 2
     size = (hi[:2] - lo[:2]) / 2
-    axes = [goal[k] + step * np.arange(np.floor((min(start[k], goal[k]) - 0.25 - goal[k]) / step),
-                                       np.ceil((max(start[k], goal[k]) + 0.25 - goal[k]) / step) + 1) for k in (0, 1)]
+    lo_g, hi_g = np.minimum(start, goal) - 0.25 - goal, np.maximum(start, goal) + 0.25 - goal
+    axes = [goal[k] + step * np.arange(np.floor(lo_g[k] / step), np.ceil(hi_g[k] / step) + 1) for k in (0, 1)]
     C = np.stack(np.meshgrid(*axes, indexing="ij"), -1)
     free = np.ones(C.shape[:2], bool)
     for olo, ohi in boxes:
@@ -109,4 +109,4 @@ def slide_route(lo: np.ndarray, hi: np.ndarray, goal: np.ndarray, half: np.ndarr
                     if _clear_leg(lo, hi, path[k], path[m], boxes, margin, skip)), k + 1)
         out.append(path[nxt])
         k = nxt
-    return out
+    return out or [C[end]]  # already in the region: stay

@@ -22,8 +22,8 @@ from policystack.errors import SpecMismatchError
 from policystack.spec import Feature, Spec
 from policies.common.audio import LogMelFrontend
 from policies.common.augment import color_jitter, random_shift
-from policies.common.resnet import ResNet18Trunk
 from policies.common.normalizer import Normalizer
+from policies.common.resnet import ResNet18Trunk
 from policies.msbot.configuration_msbot import TOKEN_MODALITIES, TokenizerConfig
 
 log = logging.getLogger(__name__)

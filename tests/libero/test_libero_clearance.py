@@ -67,3 +67,5 @@ def test_slide_route_may_start_against_a_neighbour():
     bowl = box([-0.18, -0.05, 0.90], [-0.072, 0.05, 0.96])   # 2 mm from the plate's side
     route = slide_route(*plate, np.array([0.0, 0.30]), np.array([0.04, 0.04]), [bowl])
     assert route is not None and np.linalg.norm(route[-1] - [0.0, 0.30]) < 1e-9
+    here = slide_route(*plate, np.array([0.005, 0.0]), np.array([0.04, 0.04]), [bowl])  # already there
+    assert len(here) == 1 and np.linalg.norm(here[0] - [0.005, 0.0]) < 0.011
