@@ -110,3 +110,19 @@ def slide_route(lo: np.ndarray, hi: np.ndarray, goal: np.ndarray, half: np.ndarr
         out.append(path[nxt])
         k = nxt
     return out or [C[end]]  # already in the region: stay
+
+
+def interior_center(lo: np.ndarray, hi: np.ndarray, walls: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The xy centre of the free space a container region (lo, hi) opens into: per horizontal axis, midway
+    between the inner faces of the nearest walls on either side that overlap the region along the other
+    axis, or the region's own bound where no wall stands. A region drawn off-centre in its compartment
+    (a caddy's, by 6 mm) would otherwise drop a snug object onto a wall's top edge."""
+    c = (lo[:2] + hi[:2]) / 2
+    out = c.copy()
+    for k in (0, 1):
+        o = 1 - k
+        side = [b for b in walls if b[0][o] < hi[o] and b[1][o] > lo[o]]
+        below = [b[1][k] for b in side if b[1][k] <= c[k]]
+        above = [b[0][k] for b in side if b[0][k] >= c[k]]
+        out[k] = (max(below, default=lo[k]) + min(above, default=hi[k])) / 2
+    return out

@@ -352,12 +352,14 @@ def is_bowl(name: str) -> bool:
 
 
 def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]], clearance: float = 0.02,
-                    carry: float = 0.06, place_axis: Callable[[Scene], np.ndarray | None] | None = None
-                    ) -> Callable[[Scene, dict], list[Phase]]:
+                    carry: float = 0.06, place_axis: Callable[[Scene], np.ndarray | None] | None = None,
+                    floor: Callable[[Scene], float] | None = None) -> Callable[[Scene, dict], list[Phase]]:
     """Pick ``obj`` and release it with its bottom ``clearance`` above the surface at the place point.
 
     ``place(scene) -> (xy of the object's centre, surface z)``; ``place_axis(scene)``: the finger axis
-    to carry and lower the object with (None: keep the grasp's).
+    to carry and lower the object with (None: keep the grasp's). ``floor(scene)``: the surface is a rim
+    around a deeper floor (a caddy's compartment): the object is lowered in toward the floor while the
+    fingertips stay above the rim, so it drops less far and the walls keep it upright.
     """
 
     def build(s: Scene, mem: dict) -> list[Phase]:
@@ -402,7 +404,10 @@ def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]]
             off, below = (lo + hi) / 2 - s.eef, lo[2] - s.eef[2]
             if np.linalg.norm(off - mem["offset"]) > 0.06:   # dropped: do not chase it
                 off, below = mem["offset"], mem["below"]
-            return np.array([xy[0] - off[0], xy[1] - off[1], surf + clearance - below])
+            z = surf + clearance - below
+            if floor is not None:   # in among walls: keep the carry's aim, a tilt against a wall is no new aim
+                z, off = max(min(z, floor(s) + clearance - below), surf + 0.015), mem["offset"]
+            return np.array([xy[0] - off[0], xy[1] - off[1], z])
 
         lift_z = g.pos[2] + (lift_bottom - lo0[2])
         carry_speed = 0.45 if is_bowl(obj) else 0.8
@@ -421,82 +426,6 @@ def pick_place_plan(obj: str, place: Callable[[Scene], tuple[np.ndarray, float]]
         ]
 
     return build
-
-
-def place_on_object(target: str) -> Callable[[Scene], tuple[np.ndarray, float]]:
-    def f(s: Scene):
-        lo, hi = s.aabb(target)
-        c = (lo + hi) / 2
-        return c[:2], hi[2]
-    return f
-
-
-def place_in_container(target: str, drop: float = 0.0) -> Callable[[Scene], tuple[np.ndarray, float]]:
-    """Release above the container's rim (the object drops in)."""
-    def f(s: Scene):
-        lo, hi = s.aabb(target)
-        c = (lo + hi) / 2
-        return c[:2], hi[2] + drop
-    return f
-
-
-def place_in_region(site: str, parent: str) -> Callable[[Scene], tuple[np.ndarray, float]]:
-    """Release above the parent's rim over the region site's centre (a basket, one compartment of a caddy)."""
-    def f(s: Scene):
-        return s.site(site)[0][:2], s.aabb(parent)[1][2]
-    return f
-
-
-def region_axis(site: str, obj: str) -> Callable[[Scene], np.ndarray | None]:
-    """The region's narrow horizontal axis, to turn the held object's thin side along it, when the object
-    would not fit across the region otherwise (a book into a caddy's slot); None when it fits anyway."""
-    def f(s: Scene):
-        size = s.site(site)[1]
-        if s.horizontal_axes(obj)[2] <= 2 * min(size[0], size[1]):
-            return None
-        return np.array([1.0, 0.0, 0.0]) if size[0] <= size[1] else np.array([0.0, 1.0, 0.0])
-    return f
-
-
-def place_on_region(site: str, parent: str, obj: str | None = None, slot: tuple[int, int] = (0, 1)
-                    ) -> Callable[[Scene], tuple[np.ndarray, float]]:
-    """The region site's centre; the surface is the parent's highest collision point inside the region.
-
-    ``slot = (i, k)``: the region is shared by k objects of the goal (two moka pots on one stove); the
-    i-th goes to the i-th of k places spread along the horizontal axis on which ``obj`` is narrower.
-    """
-    def f(s: Scene):
-        p, size = s.site(site)
-        surf = _surface_under(s, parent, p, max(min(size[0], size[1]), 0.02))
-        i, k = slot
-        if k > 1 and obj is not None:
-            lo, hi = s.aabb(obj)
-            ax = int(np.argmin(hi[:2] - lo[:2]))
-            reach = max(size[ax] - 0.02, 0.0)
-            p = p.copy()
-            p[ax] += np.linspace(-reach, reach, k)[i]
-        return p[:2], surf
-    return f
-
-
-def place_on_site(site: str) -> Callable[[Scene], tuple[np.ndarray, float]]:
-    """A region of the table: its centre, on the table top (the site sits on the surface)."""
-    def f(s: Scene):
-        p, size = s.site(site)
-        return p[:2], float(p[2] + size[2])
-    return f
-
-
-def _surface_under(s: Scene, parent: str, p: np.ndarray, r: float) -> float:
-    """Top z of the parent's collision geoms whose boxes cover the point p (within r)."""
-    top = -np.inf
-    for g in s._geoms(parent):
-        R = s.d.geom_xmat[g].reshape(3, 3)
-        c = s.d.geom_xpos[g] + R @ s.m.geom_aabb[g, :3]
-        e = np.abs(R) @ s.m.geom_aabb[g, 3:]
-        if np.all(np.abs(p[:2] - c[:2]) <= e[:2] + 0.25 * r):
-            top = max(top, c[2] + e[2])
-    return float(top if np.isfinite(top) else p[2])
 
 
 # ----- task dispatch -------------------------------------------------------------------------
@@ -526,6 +455,8 @@ def _plan_for_predicate(env: "LiberoEnv", pred: list, slot: tuple[int, int] = (0
                         ) -> Builder | list[Builder] | None:
     """``slot``: this predicate's place among the goal's predicates with the same target (place_on_region)."""
     from sim import libero_primitives as prim
+    from sim.libero_places import (place_in_container, place_in_region, place_on_object, place_on_region,
+                                   place_on_site, region_axis, region_floor)
     rs = env.raw_env.env
     name = pred[0].lower()
     if name in ("on", "in") and len(pred) == 3:
@@ -540,7 +471,13 @@ def _plan_for_predicate(env: "LiberoEnv", pred: list, slot: tuple[int, int] = (0
             site = rs.object_sites_dict[target]
             parent = site.parent_name
             if "contain_region" in target:       # e.g. basket_1_contain_region, a caddy's compartment
-                return pick_place_plan(obj, place_in_region(target, parent), place_axis=region_axis(target, obj))
+                turn = region_axis(target, obj)
+                if turn(Scene(env)) is not None:     # a slot it fits only turned: dropped in from the rim
+                    return pick_place_plan(obj, place_in_region(target, parent), place_axis=turn)
+                # it fits either way: aimed at the middle between the walls and lowered in (a book standing
+                # in a 12.5 cm compartment has 7 mm to spare)
+                return pick_place_plan(obj, place_in_region(target, parent, interior=True), place_axis=turn,
+                                       floor=region_floor(target))
             if name == "on" and parent is None:  # a region of the table
                 sc = Scene(env)
                 if too_wide(sc, obj) and handle_grasp(sc, obj) is None:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sim.libero_clearance import on_path, slide_out, slide_route
+from sim.libero_clearance import interior_center, on_path, slide_out, slide_route
 
 BOWL = (np.array([-0.05, -0.05, 0.90]), np.array([0.05, 0.05, 0.95]))
 
@@ -69,3 +69,19 @@ def test_slide_route_may_start_against_a_neighbour():
     assert route is not None and np.linalg.norm(route[-1] - [0.0, 0.30]) < 1e-9
     here = slide_route(*plate, np.array([0.005, 0.0]), np.array([0.04, 0.04]), [bowl])  # already there
     assert len(here) == 1 and np.linalg.norm(here[0] - [0.005, 0.0]) < 0.011
+
+
+def test_interior_center_is_midway_between_the_walls_not_the_drawn_region():
+    region = box([-0.459, -0.061, 0.89], [-0.335, 0.063, 1.01])   # a caddy's right compartment, as drawn
+    back = box([-0.462, -0.35, 0.89], [-0.453, 0.07, 1.05])        # inner face at x = -0.453
+    front = box([-0.328, -0.08, 0.89], [-0.320, 0.07, 1.05])       # inner face at x = -0.328
+    side = box([-0.461, 0.061, 0.89], [-0.320, 0.073, 1.05])       # inner face at y = 0.061
+    other = box([-0.461, -0.080, 0.89], [-0.320, -0.068, 1.05])    # inner face at y = -0.068
+    beside = box([-0.393, -0.21, 0.89], [-0.385, -0.075, 0.99])    # a partition behind that wall
+    c = interior_center(*region, [back, front, side, other, beside])
+    np.testing.assert_allclose(c, [(-0.453 - 0.328) / 2, (-0.068 + 0.061) / 2], atol=1e-9)
+    assert abs(c[0] - (-0.397)) > 0.006                            # 6.5 mm from the region's centre
+    # without the side walls the nearest wall that way is the partition
+    np.testing.assert_allclose(interior_center(*region, [back, front, side, beside])[1], (-0.075 + 0.061) / 2)
+    # no walls: the region's own centre
+    np.testing.assert_allclose(interior_center(*region, []), [-0.397, 0.001], atol=1e-9)

@@ -179,3 +179,18 @@ def test_a_plate_is_pushed_from_inside_around_what_stands_in_the_way(libero, ini
         assert not seen["escaped"]
     finally:
         env.close()
+
+
+def test_a_book_goes_down_into_the_middle_of_a_compartment_drawn_off_centre(libero):
+    """libero_90 #83: the right compartment's region is drawn 6 mm off the middle between its walls, and
+    a standing book has 7 mm to spare: aimed at the region and dropped from the rim, it caught the back
+    wall's top edge and leaned out (0/6 in the session-15 sweep). The episode ends on LIBERO's success
+    test, which the book passes while still being lowered."""
+    env, expert, info, _ = run_expert("libero_90", 83)
+    try:
+        from sim.libero_experts import Scene
+        assert info["is_success"], f"failed in phase {expert.phase}"
+        lo, hi = Scene(env).aabb("black_book_1")
+        assert -0.453 - 0.004 < lo[0] and hi[0] < -0.328 + 0.004, (lo, hi)   # going in between the walls
+    finally:
+        env.close()
