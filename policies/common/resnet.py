@@ -55,11 +55,7 @@ class ResNet18Trunk(nn.Module):
         return self.proj(h.mean(dim=(-2, -1)))
 
 
-def load_imagenet_resnet18(trunk: ResNet18Trunk, path: str | Path) -> list[str]:
-    """Load torchvision's ``resnet18`` ImageNet state dict into ``trunk`` (fc dropped, as the reference's
-    ``strict=False``); a conv1 of another input width stays fresh. Returns the keys left at their init.
-
-    Unlike ``strict=False`` a file of another layout is an error: every backbone tensor must be there."""
+def _read_state_dict(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"ResNet-18 weights {path}: no such file")
@@ -70,6 +66,12 @@ def load_imagenet_resnet18(trunk: ResNet18Trunk, path: str | Path) -> list[str]:
     sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
     if not isinstance(sd, dict):
         raise CheckpointError(f"ResNet-18 weights {path}: expected a state dict, got {type(sd).__name__}")
+    return sd
+
+
+def _matched(trunk: ResNet18Trunk, sd: dict, path: str | Path) -> tuple[dict, list[str]]:
+    """(the tensors of ``sd`` that ``trunk`` takes, the keys left at their init); an error naming the
+    missing and mis-shaped keys when ``sd`` is not torchvision's resnet18 layout."""
     own = trunk.state_dict()
     fresh = ["proj.weight", "proj.bias"]
     if own["conv1.weight"].shape != getattr(sd.get("conv1.weight"), "shape", None):
@@ -81,16 +83,28 @@ def load_imagenet_resnet18(trunk: ResNet18Trunk, path: str | Path) -> list[str]:
         raise CheckpointError(f"ResNet-18 weights {path} do not match torchvision's resnet18 layout: "
                               f"{len(missing)} missing (e.g. {missing[:3]}), {len(wrong)} of another shape "
                               f"(e.g. {wrong[:3]})")
-    trunk.load_state_dict({k: sd[k] for k in wanted}, strict=False)
+    return {k: sd[k] for k in wanted}, fresh
+
+
+def load_imagenet_resnet18(trunk: ResNet18Trunk, path: str | Path) -> list[str]:
+    """Load torchvision's ``resnet18`` ImageNet state dict into ``trunk`` (fc dropped, as the reference's
+    ``strict=False``); a conv1 of another input width stays fresh. Returns the keys left at their init.
+
+    Unlike ``strict=False`` a file of another layout is an error: every backbone tensor must be there."""
+    tensors, fresh = _matched(trunk, _read_state_dict(path), path)
+    trunk.load_state_dict(tensors, strict=False)
     return fresh
 
 
 def load_imagenet_into(model: nn.Module, path: str | Path) -> int:
-    """Load ImageNet ResNet-18 weights into every :class:`ResNet18Trunk` of ``model``; -> how many."""
+    """Load ImageNet ResNet-18 weights into every :class:`ResNet18Trunk` of ``model``; -> how many.
+    The file is read once and checked against every trunk before any is changed."""
     trunks = [m for m in model.modules() if isinstance(m, ResNet18Trunk)]
     if not trunks:
         raise ConfigError(f"ResNet-18 weights {path} given, but the model has no ResNet-18 trunk "
                           f"(set policy.tokenizer.trunk=resnet18)")
-    for t in trunks:
-        load_imagenet_resnet18(t, path)
+    sd = _read_state_dict(path)
+    matched = [_matched(t, sd, path)[0] for t in trunks]  # all checked before any is changed
+    for t, tensors in zip(trunks, matched):
+        t.load_state_dict(tensors, strict=False)
     return len(trunks)
