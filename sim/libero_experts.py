@@ -28,6 +28,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from sim.libero_clearance import on_path, slide_out, xy_distance, xy_overlap
+from sim.libero_places import (place_in_container, place_in_region, place_on_object, place_on_region, place_on_site,
+                               region_axis, region_floor)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sim.libero_env import LiberoEnv
@@ -455,8 +457,6 @@ def _plan_for_predicate(env: "LiberoEnv", pred: list, slot: tuple[int, int] = (0
                         ) -> Builder | list[Builder] | None:
     """``slot``: this predicate's place among the goal's predicates with the same target (place_on_region)."""
     from sim import libero_primitives as prim
-    from sim.libero_places import (place_in_container, place_in_region, place_on_object, place_on_region,
-                                   place_on_site, region_axis, region_floor)
     rs = env.raw_env.env
     name = pred[0].lower()
     if name in ("on", "in") and len(pred) == 3:
@@ -475,8 +475,8 @@ def _plan_for_predicate(env: "LiberoEnv", pred: list, slot: tuple[int, int] = (0
                 if turn(Scene(env)) is not None:     # a slot it fits only turned: dropped in from the rim
                     return pick_place_plan(obj, place_in_region(target, parent), place_axis=turn)
                 # it fits either way: aimed at the middle between the walls and lowered in (a book standing
-                # in a 12.5 cm compartment has 7 mm to spare)
-                return pick_place_plan(obj, place_in_region(target, parent, interior=True), place_axis=turn,
+                # in a 12.5 cm compartment has 5.5 mm to spare on each side)
+                return pick_place_plan(obj, place_in_region(target, parent, interior=True),
                                        floor=region_floor(target))
             if name == "on" and parent is None:  # a region of the table
                 sc = Scene(env)

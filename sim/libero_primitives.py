@@ -198,8 +198,6 @@ def turn_knob_plan(name: str, on: bool = True) -> Callable[[Scene, dict], list[P
     return build
 
 
-
-
 # ----- hinged doors ------------------------------------------------------------------------------
 def close_door_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
     """Push a hinged door (a microwave's) shut: the closed fingers, pointing down, go against the door's
@@ -221,7 +219,7 @@ def close_door_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
         dist = np.linalg.norm(corners - hinge[:2], axis=1)
         u0 = np.r_[corners[np.argmax(dist)] - hinge[:2], 0.0]
         u0 /= np.linalg.norm(u0)
-        reach = 0.75 * float(dist.max())
+        radius = 0.75 * float(dist.max())           # where the fingers push, from the hinge
         thick = float(np.min(slab[1][:2] - slab[0][:2]))
         z = float(slab[0][2] + slab[1][2]) / 2
         zsign = 1.0 if axis[2] >= 0 else -1.0
@@ -233,16 +231,15 @@ def close_door_plan(name: str) -> Callable[[Scene, dict], list[Phase]]:
             ca, sa = np.cos(theta), np.sin(theta)
             u = np.array([ca * u0[0] - sa * u0[1], sa * u0[0] + ca * u0[1], 0.0])
             t = zsign * direction * np.cross([0.0, 0.0, 1.0], u)   # the door's motion when closing
-            return np.r_[hinge[:2], z] + reach * u - t * (thick / 2 + 0.02)
+            return np.r_[hinge[:2], z] + radius * u - t * (thick / 2 + 0.02)
 
         def shut() -> bool:
             return bool(obj.is_close(s.joint_qpos(jname)))
 
         start = contact(0.0)
-        along = lambda: np.r_[u0[:2], 0.0]  # noqa: E731 - fingers side by side along the door
-        return [
-            Phase("above", lambda: start + [0, 0, 0.12], +1, along, tol=0.015, max_steps=70),
-            Phase("lower", lambda: start, +1, along, tol=0.01, max_steps=40, speed=0.6),
+        return [  # fingers side by side along the door (u0)
+            Phase("above", lambda: start + [0, 0, 0.12], +1, lambda: u0, tol=0.015, max_steps=70),
+            Phase("lower", lambda: start, +1, lambda: u0, tol=0.01, max_steps=40, speed=0.6),
             Phase("sweep", lambda: contact(0.35), +1, None, tol=0.004, max_steps=140, speed=0.7, stall=False,
                   done=shut, check=shut),
             Phase("back", lambda: s.eef + [0, 0, 0.08], +1, tol=0.02, max_steps=15),
@@ -275,12 +272,13 @@ def push_into_region_plan(obj: str, region: str) -> Callable[[Scene, dict], list
             route = [goal[:2] - off]
         ways = [w + off for w in route]
         z_in = float(lo[2]) + 0.003
-        back = 0.15 * float(min(hi[:2] - lo[:2]))  # the fingers go in this far behind the centre
+        width = float(min(hi[:2] - lo[:2]))
+        back = 0.15 * width                        # the fingers go in this far behind the centre
         pts = [pos_xy()] + ways
         dirs = [(b - a) / max(np.linalg.norm(b - a), 1e-6) for a, b in zip(pts, pts[1:])]
 
         def escaped() -> bool:
-            return bool(np.linalg.norm(s.eef[:2] - pos_xy()) > 0.45 * float(min(hi[:2] - lo[:2])))
+            return bool(np.linalg.norm(s.eef[:2] - pos_xy()) > 0.45 * width)
 
         def heading(k: int) -> np.ndarray:
             v = ways[k] - pos_xy()
