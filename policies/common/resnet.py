@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from policystack.errors import CheckpointError, ConfigError
+from policies.common.clip import read_torch_file
 
 
 class BasicBlock(nn.Module):
@@ -56,17 +57,13 @@ class ResNet18Trunk(nn.Module):
 
 
 def _read_state_dict(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise CheckpointError(f"ResNet-18 weights {path}: no such file")
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"ResNet-18 weights {path}: cannot be read ({type(e).__name__}: {e})") from e
-    sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
-    if not isinstance(sd, dict):
-        raise CheckpointError(f"ResNet-18 weights {path}: expected a state dict, got {type(sd).__name__}")
-    return sd
+        sd = read_torch_file(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"ResNet-18 weights {path}: cannot be read ({e})") from e
+    return sd.get("state_dict", sd)  # a training checkpoint that wraps the weights
 
 
 def _matched(trunk: ResNet18Trunk, sd: dict, path: str | Path) -> tuple[dict, list[str]]:
